@@ -1,0 +1,89 @@
+"""The hub resource: one interface over the DuckDB (embedded) or Postgres (production) backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy.engine
+import sqlalchemy.exc
+from pydantic import Field, PrivateAttr
+
+from resources.hub.base import Hub, HubError, Load, MergeResult, SyncState, quoted
+from resources.hub.tables import TableSpec
+
+__all__ = [
+    "HUB_POOL",
+    "Hub",
+    "HubError",
+    "HubResource",
+    "Load",
+    "MergeResult",
+    "SyncState",
+    "TableSpec",
+    "open_hub",
+    "quoted",
+]
+
+# Every step that writes the hub takes this Dagster concurrency pool: DuckDB has a single writer.
+HUB_POOL = "hub"
+
+ACCEPTED_URLS = "duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb"
+
+
+def open_hub(url: str) -> Hub:
+    """The backend a HUB_URL names."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise HubError(f"HUB_URL is not a database URL; accepted forms: {ACCEPTED_URLS}") from None
+    if parsed.drivername == "duckdb":
+        if not parsed.database:
+            raise HubError(f"HUB_URL names no DuckDB file; accepted forms: {ACCEPTED_URLS}")
+        from resources.hub.duckdb import DuckDBHub
+
+        return DuckDBHub(parsed.database)
+    raise HubError(f"HUB_URL scheme {parsed.drivername!r} is not supported; accepted forms: {ACCEPTED_URLS}")
+
+
+class HubResource(dg.ConfigurableResource):
+    """The hub: raw, core, serving, quality and ops schemas behind one interface."""
+
+    url: str = Field(default="duckdb:///data/hub.duckdb", description="HUB_URL: where the hub lives.")
+
+    _hub: Hub | None = PrivateAttr(default=None)
+
+    @property
+    def backend(self) -> Hub:
+        if self._hub is None:
+            self._hub = open_hub(self.url)
+        return self._hub
+
+    def load(self, sync_key: str) -> AbstractContextManager[Load]:
+        return self.backend.load(sync_key)
+
+    def read_frame(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return self.backend.read_frame(sql, params)
+
+    def read_batches(
+        self, sql: str, params: list[Any] | None = None, batch_size: int = 10_000
+    ) -> Iterator[pa.RecordBatch]:
+        return self.backend.read_batches(sql, params, batch_size)
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        return self.backend.scalar(sql, params)
+
+    def sync_state(self, sync_key: str) -> SyncState | None:
+        self.backend.ensure_schemas()
+        return self.backend.sync_state(sync_key)
+
+    def row_count(self, spec: TableSpec) -> int:
+        return self.backend.row_count(spec)
+
+    def ensure_table(self, spec: TableSpec) -> None:
+        self.backend.ensure_schemas()
+        self.backend.ensure_table(spec)

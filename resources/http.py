@@ -1,0 +1,226 @@
+"""The one place for HTTP: a pooled session, timeouts, retries with backoff and jitter, auth refresh.
+
+Every source-system resource builds an `HttpClient`. Transient failures (429, 5xx gateway errors,
+connection errors, read timeouts, bodies cut short) are retried with exponential backoff and jitter
+by tenacity, honouring `Retry-After`. A 401 triggers one auth refresh through the `Auth` hook.
+Errors name the system, the endpoint (never its query string), the status and the attempts, and
+never carry a credential.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ExternalSystemError(RuntimeError):
+    """A call to an external system failed for good. The message is safe to log."""
+
+    def __init__(
+        self,
+        system: str,
+        endpoint: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        attempts: int = 1,
+        setting: str | None = None,
+        code: str | None = None,
+    ):
+        self.system, self.endpoint, self.status, self.attempts = system, endpoint, status, attempts
+        self.code = code
+        where = f"HTTP {status}" if status is not None else "no response"
+        hint = f" (check {setting})" if setting else ""
+        super().__init__(f"{system}: {endpoint} failed after {attempts} attempt(s), {where}: {detail}{hint}")
+
+
+class Auth(Protocol):
+    """Pluggable auth: gives the Authorization header and can be told the credential went stale."""
+
+    def header(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+class _Transient(Exception):
+    """A retryable answer; carries the server's Retry-After wish, if any."""
+
+    def __init__(self, status: int | None, detail: str, retry_after_s: float | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.retry_after_s = status, detail, retry_after_s
+
+
+_TRANSIENT_ERRORS = (
+    _Transient,
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    orjson.JSONDecodeError,
+)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header given in seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class HttpClient:
+    """JSON over HTTP for one external system, with retries and auth refresh."""
+
+    def __init__(
+        self,
+        system: str,
+        base_url: str,
+        *,
+        setting: str,
+        auth: Auth | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        pool_size: int = 8,
+        headers: Mapping[str, str] | None = None,
+    ):
+        self.system, self.base_url, self.setting = system, base_url.rstrip("/"), setting
+        self.auth, self.retry = auth, retry
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"Accept": "application/json", **(headers or {})})
+        self._backoff = wait_exponential_jitter(initial=retry.backoff_initial_s, max=retry.backoff_max_s)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get_json(self, path: str, params: Any = None) -> Any:
+        return self.request_json("GET", path, params=params)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request and parse its JSON body, retrying transient failures."""
+        endpoint = f"{method} {path}"
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, _TRANSIENT_ERRORS)),
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    return self._attempt(method, path, endpoint, attempts, **kwargs)
+        except _Transient as exc:
+            raise ExternalSystemError(
+                self.system, endpoint, exc.detail, status=exc.status, attempts=attempts, setting=self.setting
+            ) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ExternalSystemError(
+                self.system,
+                endpoint,
+                f"{type(exc).__name__}: cannot reach {self.base_url}",
+                attempts=attempts,
+                setting=self.setting,
+            ) from None
+        except (requests.exceptions.RequestException, orjson.JSONDecodeError) as exc:
+            raise ExternalSystemError(
+                self.system, endpoint, f"unreadable response ({type(exc).__name__})", attempts=attempts
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, method: str, path: str, endpoint: str, attempts: int, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 401 and self.auth is not None:
+            self.auth.invalidate()
+            response = self._send(method, path, **kwargs)
+        if response.status_code in TRANSIENT_STATUSES:
+            raise _Transient(
+                response.status_code,
+                _error_summary(response),
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if response.status_code >= 400:
+            body = _json_or_none(response)
+            raise ExternalSystemError(
+                self.system,
+                endpoint,
+                _error_summary(response),
+                status=response.status_code,
+                attempts=attempts,
+                setting=self.setting,
+                code=_error_code(body),
+            )
+        return orjson.loads(response.content)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self.auth is not None:
+            headers["Authorization"] = self.auth.header()
+        return self.session.request(method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout, **kwargs)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after_s is not None:
+            return min(exc.retry_after_s, self.retry.backoff_max_s)
+        return self._backoff(state)
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _error_code(body: Any) -> str | None:
+    """The error code from a commercetools-, OAuth- or Stripe-shaped error body."""
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("error"), str):
+        return body["error"]
+    if isinstance(body.get("error"), dict):
+        return body["error"].get("code") or body["error"].get("type")
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return errors[0].get("code")
+    return None
+
+
+def _error_summary(response: requests.Response) -> str:
+    body = _json_or_none(response)
+    code = _error_code(body)
+    message = None
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error_description")
+        if isinstance(body.get("error"), dict):
+            message = body["error"].get("message")
+    parts = [p for p in (code, message) if p]
+    return ": ".join(str(p)[:300] for p in parts) or response.reason or "error"

@@ -1,0 +1,218 @@
+"""The embedded hub: one DuckDB file. DuckDB allows one writer, so hub writers share a Dagster pool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from resources.hub.base import Hub, HubError, Load, MergeResult, Stage, quoted
+from resources.hub.tables import SCHEMAS, TableSpec, check_identifier
+
+SQL_TYPES = {
+    "text": "VARCHAR",
+    "json": "JSON",
+    "bigint": "BIGINT",
+    "int": "INTEGER",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+}
+
+OPS_DDL = (
+    "CREATE SEQUENCE IF NOT EXISTS ops.batch_ids START 1",
+    """CREATE TABLE IF NOT EXISTS ops.sync_state (
+        sync_key VARCHAR PRIMARY KEY, watermark TIMESTAMPTZ, cursor VARCHAR,
+        batch_id BIGINT, updated_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS ops.batches (
+        batch_id BIGINT PRIMARY KEY, sync_key VARCHAR NOT NULL,
+        committed_at TIMESTAMPTZ NOT NULL, tables JSON NOT NULL)""",
+)
+
+
+class DuckDBHub(Hub):
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.url_for_humans = f"duckdb:///{path}"
+        self._ready: set[str] = set()
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(self.path))
+        except (OSError, duckdb.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise HubError(f"cannot open the DuckDB hub at {self.path} (HUB_URL): {reason}") from None
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def ensure_schemas(self) -> None:
+        with self.connect() as con:
+            for schema in SCHEMAS:
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            for ddl in OPS_DDL:
+                con.execute(ddl)
+
+    def ensure_table(self, spec: TableSpec) -> None:
+        if spec.name in self._ready:
+            return
+        with self.connect() as con:
+            con.execute(_create_table_sql(spec))
+        self._ready.add(spec.name)
+
+    @contextmanager
+    def load(self, sync_key: str) -> Iterator[Load]:
+        self.ensure_schemas()
+        with self.connect() as con:
+            load = Load(sync_key=sync_key, _stage_factory=lambda spec: _DuckDBStage(self, con, spec))
+            try:
+                yield load
+                _commit(con, load)
+            finally:
+                for stage in load.stages.values():
+                    stage.drop()
+
+    def read_frame(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
+
+    def read_batches(
+        self, sql: str, params: list[Any] | None = None, batch_size: int = 10_000
+    ) -> Iterator[pa.RecordBatch]:
+        with self.connect() as con:
+            reader = con.sql(sql, params=params or None).to_arrow_reader(batch_size)
+            yield from reader
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        with self.connect() as con:
+            row = con.execute(sql, params or []).fetchone()
+            return row[0] if row else None
+
+    def table_exists(self, name: str) -> bool:
+        schema, table = name.split(".")
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [schema, table],
+            )
+        )
+
+
+class _DuckDBStage(Stage):
+    """A temporary table on the load's connection: it vanishes with the connection, even on a crash."""
+
+    def __init__(self, hub: DuckDBHub, con: duckdb.DuckDBPyConnection, spec: TableSpec):
+        hub.ensure_table(spec)
+        self.spec, self.con, self.rows = spec, con, 0
+        self.name = check_identifier(f"stage_{spec.schema}_{spec.table}")
+        columns = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in spec.columns)
+        con.execute(f'CREATE OR REPLACE TEMP TABLE "{self.name}" ({columns})')
+        self.parents: str | None = None
+
+    def append(self, batch: pa.Table | pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        table = table.select(self.spec.column_names).cast(self.spec.arrow_schema)
+        self.con.register("_incoming", table)
+        try:
+            self.con.execute(f'INSERT INTO "{self.name}" SELECT * FROM _incoming')
+        finally:
+            self.con.unregister("_incoming")
+        self.rows += table.num_rows
+
+    def replace_parents(self, parent_keys: pa.Array) -> None:
+        if self.parents is None:
+            self.parents = f"{self.name}_parents"
+            self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{self.parents}" (parent_key VARCHAR)')
+        keys = pa.table({"parent_key": pa.array(parent_keys, pa.string())})
+        self.con.register("_parents", keys)
+        try:
+            self.con.execute(f'INSERT INTO "{self.parents}" SELECT parent_key FROM _parents')
+        finally:
+            self.con.unregister("_parents")
+
+    def merge(self, batch_id: int, loaded_at: datetime) -> MergeResult:
+        spec, target = self.spec, quoted(self.spec.name)
+        columns = ", ".join(f'"{c}"' for c, _ in spec.all_columns)
+        select = ", ".join(f'"{c}"' for c in spec.column_names)
+        if spec.merge == "replace_children":
+            parent = f'"{spec.parent_key}"'
+            parents = f'SELECT DISTINCT {parent} FROM "{self.name}"'
+            if self.parents:
+                parents += f' UNION SELECT parent_key FROM "{self.parents}"'
+            self.con.execute(f"DELETE FROM {target} WHERE {parent} IN ({parents})")
+            changed = self.con.execute(
+                f'INSERT INTO {target} ({columns}) SELECT {select}, ?, ? FROM "{self.name}"',
+                [batch_id, loaded_at],
+            ).fetchone()[0]
+            return MergeResult(spec.name, self.rows, int(changed))
+        keys = ", ".join(f'"{c}"' for c in spec.primary_key)
+        order = f'"{spec.version_column}" DESC' if spec.version_column else "1"
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c, _ in spec.all_columns if c not in spec.primary_key)
+        if spec.version_column:
+            changed_when = f'excluded."{spec.version_column}" > {target}."{spec.version_column}"'
+        else:
+            changed_when = " OR ".join(
+                f'excluded."{c}" IS DISTINCT FROM {target}."{c}"'
+                for c in spec.column_names
+                if c not in spec.primary_key
+            )
+        changed = self.con.execute(
+            f"""INSERT INTO {target} ({columns})
+                SELECT {select}, ?, ? FROM "{self.name}"
+                QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1
+                ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {changed_when}""",
+            [batch_id, loaded_at],
+        ).fetchone()[0]
+        return MergeResult(spec.name, self.rows, int(changed))
+
+    def drop(self) -> None:
+        for name in (self.name, self.parents):
+            if name:
+                self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def _commit(con: duckdb.DuckDBPyConnection, load: Load) -> None:
+    """Merge every stage, record the batch and move the sync state, in one transaction."""
+    loaded_at = datetime.now(UTC)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = con.execute("SELECT nextval('ops.batch_ids')").fetchone()[0]
+        results = {name: stage.merge(batch_id, loaded_at) for name, stage in load.stages.items()}
+        summary = {r.table: {"staged": r.rows_staged, "changed": r.rows_changed} for r in results.values()}
+        con.execute(
+            "INSERT INTO ops.batches VALUES (?, ?, ?, ?)",
+            [batch_id, load.sync_key, loaded_at, json.dumps(summary)],
+        )
+        con.execute(
+            """INSERT INTO ops.sync_state (sync_key, watermark, cursor, batch_id, updated_at)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (sync_key) DO UPDATE SET
+                 watermark = coalesce(excluded.watermark, ops.sync_state.watermark),
+                 cursor = coalesce(excluded.cursor, ops.sync_state.cursor),
+                 batch_id = excluded.batch_id, updated_at = excluded.updated_at""",
+            [load.sync_key, load.watermark, load.cursor, batch_id, loaded_at],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    load.batch_id, load.results = batch_id, results
+
+
+def _create_table_sql(spec: TableSpec) -> str:
+    columns = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in spec.all_columns)
+    keys = ", ".join(f'"{c}"' for c in spec.primary_key)
+    return f"CREATE TABLE IF NOT EXISTS {quoted(spec.name)} ({columns}, PRIMARY KEY ({keys}))"
