@@ -1,0 +1,356 @@
+"""Commerce platform (commercetools): catalog, inventory, channels and categories, raw and core."""
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal
+
+import dagster as dg
+
+from assets.landing import conform, json_text, land_pages, materialization, raw_table
+from resources.commerce import CommerceToolsResource
+from resources.hub import HUB_POOL, HubResource, TableSpec
+
+GROUP = "commerce"
+
+RAW_PRODUCT_PROJECTIONS = raw_table("commerce_product_projections", "Published product projections, as extracted.")
+RAW_INVENTORY_ENTRIES = raw_table("commerce_inventory_entries", "Inventory entries per SKU and supply channel.")
+RAW_CHANNELS = raw_table("commerce_channels", "Channels: warehouses and stores that supply inventory.")
+RAW_CATEGORIES = raw_table("commerce_categories", "Catalog categories.")
+
+_TIMESTAMPS = (("created_at", "timestamp"), ("last_modified_at", "timestamp"))
+
+PRODUCTS = TableSpec(
+    "core.products",
+    (
+        ("product_id", "text"),
+        ("version", "bigint"),
+        ("product_key", "text"),
+        ("product_type_id", "text"),
+        ("name", "json"),
+        ("slug", "json"),
+        ("description", "json"),
+        ("brand", "text"),
+        ("category_ids", "json"),
+        ("variant_count", "int"),
+        ("published", "bool"),
+        *_TIMESTAMPS,
+    ),
+    ("product_id",),
+    version_column="version",
+    description="One row per product. Localized names and slugs are JSON maps of locale to text.",
+)
+PRODUCT_VARIANTS = TableSpec(
+    "core.product_variants",
+    (
+        ("product_id", "text"),
+        ("variant_id", "int"),
+        ("sku", "text"),
+        ("variant_key", "text"),
+        ("is_master", "bool"),
+        ("shade", "text"),
+        ("attributes", "json"),
+        ("image_url", "text"),
+        ("product_version", "bigint"),
+    ),
+    ("product_id", "variant_id"),
+    merge="replace_children",
+    parent_key="product_id",
+    description="One row per variant (SKU) of a product.",
+)
+PRICES = TableSpec(
+    "core.prices",
+    (
+        ("price_id", "text"),
+        ("product_id", "text"),
+        ("variant_id", "int"),
+        ("sku", "text"),
+        ("currency", "text"),
+        ("cent_amount", "bigint"),
+        ("fraction_digits", "int"),
+        ("country", "text"),
+        ("channel_id", "text"),
+        ("valid_from", "timestamp"),
+        ("valid_until", "timestamp"),
+    ),
+    ("price_id",),
+    merge="replace_children",
+    parent_key="product_id",
+    description="Variant prices in minor units (cent_amount) with their ISO currency.",
+)
+INVENTORY_ENTRIES = TableSpec(
+    "core.inventory_entries",
+    (
+        ("inventory_entry_id", "text"),
+        ("version", "bigint"),
+        ("sku", "text"),
+        ("supply_channel_id", "text"),
+        ("quantity_on_stock", "bigint"),
+        ("available_quantity", "bigint"),
+        ("restockable_in_days", "int"),
+        ("expected_delivery_at", "timestamp"),
+        *_TIMESTAMPS,
+    ),
+    ("inventory_entry_id",),
+    version_column="version",
+    description="Stock per SKU and supply channel, as the commerce platform sees it.",
+)
+CHANNELS = TableSpec(
+    "core.channels",
+    (
+        ("channel_id", "text"),
+        ("version", "bigint"),
+        ("channel_key", "text"),
+        ("roles", "json"),
+        ("name", "json"),
+        ("country", "text"),
+        ("latitude", "double"),
+        ("longitude", "double"),
+        *_TIMESTAMPS,
+    ),
+    ("channel_id",),
+    version_column="version",
+    description="Supply and distribution channels (warehouses, stores) with their location.",
+)
+CATEGORIES = TableSpec(
+    "core.categories",
+    (
+        ("category_id", "text"),
+        ("version", "bigint"),
+        ("category_key", "text"),
+        ("name", "json"),
+        ("slug", "json"),
+        ("parent_id", "text"),
+        ("order_hint", "text"),
+        *_TIMESTAMPS,
+    ),
+    ("category_id",),
+    version_column="version",
+    description="The category tree; parent_id is null at the root.",
+)
+
+COMMERCE_CORE_TABLES = (PRODUCTS, PRODUCT_VARIANTS, PRICES, INVENTORY_ENTRIES, CHANNELS, CATEGORIES)
+
+
+class CommerceExtractConfig(dg.Config):
+    """`full` exports everything; `incremental` reads what changed since the committed watermark."""
+
+    mode: Literal["full", "incremental"] = "full"
+    lookback_seconds: int = 120
+
+
+def _columns(spec: TableSpec) -> dict[str, list]:
+    return {name: [] for name in spec.column_names}
+
+
+def _reference_id(value: dict[str, Any] | None) -> str | None:
+    return value.get("id") if value else None
+
+
+def _attributes(variant: dict[str, Any]) -> dict[str, Any]:
+    return {a["name"]: a.get("value") for a in variant.get("attributes") or []}
+
+
+def _flattened(flatten: Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]]):
+    """Name the record and field when a source document lacks something the flatten needs."""
+
+    def guarded(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+        try:
+            return flatten(documents)
+        except (KeyError, TypeError) as exc:
+            bad = next(d for d in documents if not _flattens(flatten, d))
+            raise ValueError(f"commerce record {bad.get('id')!r} cannot be conformed: missing or bad {exc}") from None
+
+    return guarded
+
+
+def _flattens(flatten: Callable, document: dict[str, Any]) -> bool:
+    try:
+        flatten([document])
+    except (KeyError, TypeError):
+        return False
+    return True
+
+
+def flatten_products(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+    """Product projections into products, one row per variant, and one row per price."""
+    products, variants, prices = _columns(PRODUCTS), _columns(PRODUCT_VARIANTS), _columns(PRICES)
+    for doc in documents:
+        all_variants = [doc["masterVariant"], *(doc.get("variants") or [])]
+        master_attributes = _attributes(doc["masterVariant"])
+        for name, value in (
+            ("product_id", doc["id"]),
+            ("version", doc["version"]),
+            ("product_key", doc.get("key")),
+            ("product_type_id", _reference_id(doc.get("productType"))),
+            ("name", json_text(doc.get("name"))),
+            ("slug", json_text(doc.get("slug"))),
+            ("description", json_text(doc.get("description"))),
+            ("brand", master_attributes.get("brand")),
+            ("category_ids", json_text([c["id"] for c in doc.get("categories") or []])),
+            ("variant_count", len(all_variants)),
+            ("published", doc.get("published")),
+            ("created_at", doc.get("createdAt")),
+            ("last_modified_at", doc.get("lastModifiedAt")),
+        ):
+            products[name].append(value)
+        for variant in all_variants:
+            attributes = _attributes(variant)
+            images = variant.get("images") or [{}]
+            for name, value in (
+                ("product_id", doc["id"]),
+                ("variant_id", variant["id"]),
+                ("sku", variant.get("sku")),
+                ("variant_key", variant.get("key")),
+                ("is_master", variant is doc["masterVariant"]),
+                ("shade", attributes.get("shade")),
+                ("attributes", json_text(variant.get("attributes") or [])),
+                ("image_url", images[0].get("url")),
+                ("product_version", doc["version"]),
+            ):
+                variants[name].append(value)
+            for price in variant.get("prices") or []:
+                money = price["value"]
+                for name, value in (
+                    ("price_id", price["id"]),
+                    ("product_id", doc["id"]),
+                    ("variant_id", variant["id"]),
+                    ("sku", variant.get("sku")),
+                    ("currency", money["currencyCode"]),
+                    ("cent_amount", money["centAmount"]),
+                    ("fraction_digits", money.get("fractionDigits")),
+                    ("country", price.get("country")),
+                    ("channel_id", _reference_id(price.get("channel"))),
+                    ("valid_from", price.get("validFrom")),
+                    ("valid_until", price.get("validUntil")),
+                ):
+                    prices[name].append(value)
+    return {PRODUCTS.name: products, PRODUCT_VARIANTS.name: variants, PRICES.name: prices}
+
+
+def flatten_inventory(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+    rows = _columns(INVENTORY_ENTRIES)
+    for doc in documents:
+        for name, value in (
+            ("inventory_entry_id", doc["id"]),
+            ("version", doc["version"]),
+            ("sku", doc.get("sku")),
+            ("supply_channel_id", _reference_id(doc.get("supplyChannel"))),
+            ("quantity_on_stock", doc.get("quantityOnStock")),
+            ("available_quantity", doc.get("availableQuantity")),
+            ("restockable_in_days", doc.get("restockableInDays")),
+            ("expected_delivery_at", doc.get("expectedDelivery")),
+            ("created_at", doc.get("createdAt")),
+            ("last_modified_at", doc.get("lastModifiedAt")),
+        ):
+            rows[name].append(value)
+    return {INVENTORY_ENTRIES.name: rows}
+
+
+def flatten_channels(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+    rows = _columns(CHANNELS)
+    for doc in documents:
+        longitude, latitude = ((doc.get("geoLocation") or {}).get("coordinates") or [None, None])[:2]
+        for name, value in (
+            ("channel_id", doc["id"]),
+            ("version", doc["version"]),
+            ("channel_key", doc.get("key")),
+            ("roles", json_text(doc.get("roles") or [])),
+            ("name", json_text(doc.get("name"))),
+            ("country", (doc.get("address") or {}).get("country")),
+            ("latitude", latitude),
+            ("longitude", longitude),
+            ("created_at", doc.get("createdAt")),
+            ("last_modified_at", doc.get("lastModifiedAt")),
+        ):
+            rows[name].append(value)
+    return {CHANNELS.name: rows}
+
+
+def flatten_categories(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+    rows = _columns(CATEGORIES)
+    for doc in documents:
+        for name, value in (
+            ("category_id", doc["id"]),
+            ("version", doc["version"]),
+            ("category_key", doc.get("key")),
+            ("name", json_text(doc.get("name"))),
+            ("slug", json_text(doc.get("slug"))),
+            ("parent_id", _reference_id(doc.get("parent"))),
+            ("order_hint", doc.get("orderHint")),
+            ("created_at", doc.get("createdAt")),
+            ("last_modified_at", doc.get("lastModifiedAt")),
+        ):
+            rows[name].append(value)
+    return {CATEGORIES.name: rows}
+
+
+def _key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey(spec.name.split("."))
+
+
+def _raw_asset(endpoint: str, spec: TableSpec) -> dg.AssetsDefinition:
+    @dg.asset(key=_key(spec), group_name=GROUP, pool=HUB_POOL, kinds={"commercetools"}, description=spec.description)
+    def landing(
+        context: dg.AssetExecutionContext,
+        config: CommerceExtractConfig,
+        commerce: CommerceToolsResource,
+        hub: HubResource,
+    ) -> dg.MaterializeResult:
+        state = hub.sync_state(spec.name)
+        if config.mode == "incremental" and state and state.watermark:
+            since = state.watermark - timedelta(seconds=config.lookback_seconds)
+            context.log.info(f"{spec.name}: records of {endpoint} changed since {since.isoformat()}")
+            pages = commerce.changed_pages(endpoint, since)
+        else:
+            pages = commerce.export_pages(endpoint)
+        load = land_pages(context, hub, spec, pages, source=f"commerce/{endpoint}")
+        watermark = load.watermark.isoformat() if load.watermark else None
+        return materialization(hub, spec, load, mode=config.mode, watermark=watermark)
+
+    return landing
+
+
+def _core_assets(
+    name: str,
+    raw: TableSpec,
+    targets: tuple[TableSpec, ...],
+    flatten: Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]],
+) -> dg.AssetsDefinition:
+    specs = [
+        dg.AssetSpec(_key(t), deps=[_key(raw)], group_name=GROUP, description=t.description, kinds={"python"})
+        for t in targets
+    ]
+
+    @dg.multi_asset(name=name, specs=specs, pool=HUB_POOL)
+    def conformed(context: dg.AssetExecutionContext, hub: HubResource):
+        load = conform(hub, raw, targets, _flattened(flatten))
+        for target in targets:
+            yield materialization(hub, target, load)
+
+    return conformed
+
+
+raw_commerce_product_projections = _raw_asset("product-projections", RAW_PRODUCT_PROJECTIONS)
+raw_commerce_inventory_entries = _raw_asset("inventory", RAW_INVENTORY_ENTRIES)
+raw_commerce_channels = _raw_asset("channels", RAW_CHANNELS)
+raw_commerce_categories = _raw_asset("categories", RAW_CATEGORIES)
+
+core_catalog = _core_assets(
+    "core_catalog", RAW_PRODUCT_PROJECTIONS, (PRODUCTS, PRODUCT_VARIANTS, PRICES), flatten_products
+)
+core_inventory_entries = _core_assets(
+    "core_inventory_entries", RAW_INVENTORY_ENTRIES, (INVENTORY_ENTRIES,), flatten_inventory
+)
+core_channels = _core_assets("core_channels", RAW_CHANNELS, (CHANNELS,), flatten_channels)
+core_categories = _core_assets("core_categories", RAW_CATEGORIES, (CATEGORIES,), flatten_categories)
+
+commerce_assets = [
+    raw_commerce_product_projections,
+    raw_commerce_inventory_entries,
+    raw_commerce_channels,
+    raw_commerce_categories,
+    core_catalog,
+    core_inventory_entries,
+    core_channels,
+    core_categories,
+]

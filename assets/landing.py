@@ -1,0 +1,154 @@
+"""How any source lands: pages into `raw` (one atomic load), then `raw` into `core` (only what changed).
+
+Source modules (`assets/commerce.py`, ...) say what their data is; these helpers do the moving, the
+sync-state bookkeeping and the materialization metadata, the same way for every system.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import orjson
+import pandas as pd
+import pyarrow as pa
+
+from resources.hub import HubResource, Load, TableSpec, quoted
+
+RAW_COLUMNS = (
+    ("id", "text"),
+    ("version", "bigint"),
+    ("last_modified_at", "timestamp"),
+    ("document", "json"),
+    ("_extracted_at", "timestamp"),
+    ("_source", "text"),
+)
+PROGRESS_EVERY_PAGES = 50
+
+
+def raw_table(table: str, description: str) -> TableSpec:
+    """A raw landing table: the source document whole, keyed by source id, newest version kept."""
+    return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), version_column="version", description=description)
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def land_pages(
+    context: dg.AssetExecutionContext,
+    hub: HubResource,
+    spec: TableSpec,
+    pages: Iterable[Sequence[dict[str, Any]]],
+    source: str,
+) -> Load:
+    """Stage every page of records, then merge them and move the watermark in one transaction.
+
+    The watermark is the newest `lastModifiedAt` landed, but never later than the moment the
+    export started: a record changed mid-export is then picked up by the next incremental run.
+    """
+    started_at = datetime.now(UTC)
+    clock, records = time.monotonic(), 0
+    with hub.load(spec.name) as load:
+        stage = load.stage(spec)
+        for number, page in enumerate(pages, start=1):
+            extracted_at = datetime.now(UTC)
+            table = spec.to_arrow(
+                {
+                    "id": [r["id"] for r in page],
+                    "version": [r["version"] for r in page],
+                    "last_modified_at": [r.get("lastModifiedAt") for r in page],
+                    "document": [orjson.dumps(r).decode() for r in page],
+                    "_extracted_at": [extracted_at] * len(page),
+                    "_source": [source] * len(page),
+                }
+            )
+            stage.append(table)
+            records += len(page)
+            newest = pa.compute.max(table["last_modified_at"]).as_py()
+            if newest is not None:
+                load.advance(watermark=min(newest, started_at))
+            if number % PROGRESS_EVERY_PAGES == 0:
+                rate = records / max(time.monotonic() - clock, 1e-9)
+                context.log.info(f"{spec.name}: {records:,} records staged from {number} pages ({rate:,.0f}/s)")
+    return load
+
+
+def conform(
+    hub: HubResource,
+    raw: TableSpec,
+    targets: Sequence[TableSpec],
+    flatten: Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]],
+    batch_size: int = 5_000,
+) -> Load:
+    """Turn the raw rows landed since the last conform into core rows, in one atomic load.
+
+    `flatten` maps a list of source documents to `{table name: {column: values}}`. Child tables
+    (`replace_children`) have every parent of the chunk replaced, so removed children disappear.
+    """
+    sync_key = f"conform:{raw.name}"
+    state = hub.sync_state(sync_key)
+    after = int(state.cursor) if state and state.cursor else 0
+    upto = hub.scalar(f"SELECT max(_batch_id) FROM {quoted(raw.name)}") if hub.backend.table_exists(raw.name) else None
+    by_name = {spec.name: spec for spec in targets}
+    with hub.load(sync_key) as load:
+        for spec in targets:
+            load.stage(spec)
+        if upto is not None and upto > after:
+            for batch in hub.read_batches(
+                f"SELECT id, document FROM {quoted(raw.name)} WHERE _batch_id > ? AND _batch_id <= ?",
+                [after, upto],
+                batch_size,
+            ):
+                documents = [orjson.loads(d) for d in batch.column("document").to_pylist()]
+                for name, columns in flatten(documents).items():
+                    stage = load.stage(by_name[name])
+                    stage.append(by_name[name].to_arrow(columns))
+                    if by_name[name].merge == "replace_children":
+                        stage.replace_parents(batch.column("id"))
+            load.advance(cursor=str(upto))
+    return load
+
+
+def materialization(hub: HubResource, spec: TableSpec, load: Load, **extra: Any) -> dg.MaterializeResult:
+    """What every hub asset reports: row count, column schema, a preview and what the load did."""
+    result = load.results.get(spec.name)
+    preview = hub.read_frame(f"SELECT * FROM {quoted(spec.name)} LIMIT 5")
+    metadata: dict[str, Any] = {
+        "dagster/row_count": hub.row_count(spec),
+        "dagster/column_schema": column_schema(spec),
+        "dagster/table_name": spec.name,
+        "preview": table_preview(preview),
+        "rows_staged": result.rows_staged if result else 0,
+        "rows_changed": result.rows_changed if result else 0,
+        "batch_id": load.batch_id,
+        **extra,
+    }
+    return dg.MaterializeResult(asset_key=dg.AssetKey(spec.name.split(".")), metadata=metadata)
+
+
+def column_schema(spec: TableSpec) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, kind, description=spec.column_descriptions.get(name))
+            for name, kind in spec.all_columns
+        ]
+    )
+
+
+def table_preview(frame: pd.DataFrame, width: int = 60) -> dg.TableMetadataValue:
+    """A few rows as a Dagster table; long values are cut to `width` characters."""
+
+    def cell(value: Any) -> str | int | float | bool | None:
+        if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+            return None
+        if isinstance(value, (bool, int, float)):
+            return value
+        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    records = [dg.TableRecord({k: cell(v) for k, v in row.items()}) for row in frame.to_dict("records")]
+    return dg.MetadataValue.table(records=records)

@@ -1,0 +1,18 @@
+"""The code location: assets, checks, jobs and resources, wired once."""
+
+import dagster as dg
+
+from assets.commerce import COMMERCE_CORE_TABLES, commerce_assets
+from dagster_project.settings import commerce_resource, hub_resource
+from pipelines.jobs import commerce_sync_job, full_sync_job
+from quality.checks import build_suite_checks
+from quality.commerce import COMMERCE_SUITES
+
+defs = dg.Definitions(
+    assets=commerce_assets,
+    asset_checks=build_suite_checks(
+        COMMERCE_SUITES, {t.name: dg.AssetKey(t.name.split(".")) for t in COMMERCE_CORE_TABLES}
+    ),
+    jobs=[full_sync_job, commerce_sync_job],
+    resources={"hub": hub_resource(), "commerce": commerce_resource()},
+)

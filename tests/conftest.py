@@ -1,0 +1,113 @@
+"""Shared fixtures: one simulator process on a free loopback port, and a fresh hub per test."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from resources.commerce import CommerceToolsResource
+from resources.hub import HubResource
+
+PROJECT_KEY = "beauty-hub"
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-secret-7f3a"
+DEFAULT_PRODUCTS = 300
+DEFAULT_SEED = 7
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Simulator:
+    url: str
+
+    def admin(self, method: str, path: str, **body) -> dict:
+        response = requests.request(method, f"{self.url}/_admin/{path}", json=body or None, timeout=120)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self, products: int = DEFAULT_PRODUCTS, seed: int = DEFAULT_SEED) -> dict:
+        return self.admin("POST", "reset", products=products, seed=seed)
+
+    def stats(self) -> dict:
+        return self.admin("GET", "stats")
+
+    @property
+    def commerce_url(self) -> str:
+        return f"{self.url}/commerce"
+
+
+@pytest.fixture(scope="session")
+def simulator_process() -> Iterator[Simulator]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "simulators", "serve", "--port", str(port),
+        "--products", str(DEFAULT_PRODUCTS), "--seed", str(DEFAULT_SEED),
+        "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--quiet",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"simulator exited with {process.returncode}: {process.stdout.read()}")
+        try:
+            requests.get(f"{url}/_admin/stats", timeout=1).raise_for_status()
+            break
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("simulator did not answer /_admin/stats within 60 s")
+            time.sleep(0.1)
+    yield Simulator(url)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def simulator(simulator_process: Simulator) -> Simulator:
+    """The simulator with a clean default world, no faults and the default token lifetime."""
+    simulator_process.admin("DELETE", "faults")
+    simulator_process.admin("POST", "auth", token_ttl_seconds=172800, expire_tokens=True)
+    simulator_process.reset()
+    return simulator_process
+
+
+def commerce_resource(simulator: Simulator, **overrides) -> CommerceToolsResource:
+    settings = dict(
+        project_key=PROJECT_KEY,
+        api_url=simulator.commerce_url,
+        auth_url=simulator.commerce_url,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.5,
+    )
+    return CommerceToolsResource(**{**settings, **overrides})
+
+
+@pytest.fixture
+def commerce(simulator: Simulator) -> CommerceToolsResource:
+    return commerce_resource(simulator)
+
+
+@pytest.fixture
+def hub_path(tmp_path: Path) -> Path:
+    return tmp_path / "hub.duckdb"
+
+
+@pytest.fixture
+def hub(hub_path: Path) -> HubResource:
+    return HubResource(url=f"duckdb:///{hub_path}")
