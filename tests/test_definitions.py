@@ -1,5 +1,6 @@
 """The code location loads, and its assets, checks and jobs match this snapshot."""
 
+import os
 import subprocess
 import sys
 
@@ -48,11 +49,12 @@ def test_jobs_and_resources():
     assert defs.resolve_job_def("full_sync_job")
 
 
-def test_the_workspace_loads_with_the_dagster_cli():
+def test_the_workspace_loads_with_the_dagster_cli(tmp_path):
     listed = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         capture_output=True,
         text=True,
         timeout=180,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
