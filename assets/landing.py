@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import dagster as dg
@@ -29,9 +31,27 @@ RAW_COLUMNS = (
 PROGRESS_EVERY_PAGES = 50
 
 
-def raw_table(table: str, description: str) -> TableSpec:
+@dataclass(frozen=True)
+class RecordShape:
+    """Where a source keeps a record's id, version and modification time.
+
+    Sources without versions (Stripe objects, report rows) set `version` to None: their raw rows
+    then change when the document does.
+    """
+
+    id: Callable[[dict[str, Any]], str] = itemgetter("id")
+    version: Callable[[dict[str, Any]], int | None] | None = itemgetter("version")
+    modified_at: Callable[[dict[str, Any]], str | datetime | None] = lambda record: record.get("lastModifiedAt")
+
+
+COMMERCETOOLS = RecordShape()
+
+
+def raw_table(table: str, description: str, *, versioned: bool = True) -> TableSpec:
     """A raw landing table: the source document whole, keyed by source id, newest version kept."""
-    return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), version_column="version", description=description)
+    if versioned:
+        return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), version_column="version", description=description)
+    return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), change_columns=("document",), description=description)
 
 
 def json_text(value: Any) -> str | None:
@@ -44,6 +64,7 @@ def land_pages(
     spec: TableSpec,
     pages: Iterable[Sequence[dict[str, Any]]],
     source: str,
+    shape: RecordShape = COMMERCETOOLS,
 ) -> Load:
     """Stage every page of records, then merge them and move the watermark in one transaction.
 
@@ -58,9 +79,9 @@ def land_pages(
             extracted_at = datetime.now(UTC)
             table = spec.to_arrow(
                 {
-                    "id": [r["id"] for r in page],
-                    "version": [r["version"] for r in page],
-                    "last_modified_at": [r.get("lastModifiedAt") for r in page],
+                    "id": [shape.id(r) for r in page],
+                    "version": [shape.version(r) for r in page] if shape.version else [None] * len(page),
+                    "last_modified_at": [shape.modified_at(r) for r in page],
                     "document": [orjson.dumps(r).decode() for r in page],
                     "_extracted_at": [extracted_at] * len(page),
                     "_source": [source] * len(page),

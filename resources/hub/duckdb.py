@@ -164,11 +164,7 @@ class _DuckDBStage(Stage):
         if spec.version_column:
             changed_when = f'excluded."{spec.version_column}" > {target}."{spec.version_column}"'
         else:
-            changed_when = " OR ".join(
-                f'excluded."{c}" IS DISTINCT FROM {target}."{c}"'
-                for c in spec.column_names
-                if c not in spec.primary_key
-            )
+            changed_when = " OR ".join(f'excluded."{c}" IS DISTINCT FROM {target}."{c}"' for c in spec.compared_columns)
         changed = self.con.execute(
             f"""INSERT INTO {target} ({columns})
                 SELECT {select}, ?, ? FROM "{self.name}"

@@ -36,9 +36,10 @@ def check_identifier(name: str, what: str = "identifier") -> str:
 class TableSpec:
     """A hub table.
 
-    `merge` says how a batch lands: `upsert` by primary key (skipping rows whose `version_column`
-    did not change), or `replace_children`, which swaps every row of the parents named by
-    `parent_key` for the batch's rows (variants of a product, prices of a variant).
+    `merge` says how a batch lands: `upsert` by primary key, or `replace_children`, which swaps
+    every row of the parents named by `parent_key` for the batch's rows (variants of a product).
+    An upsert skips rows that did not change: by a growing `version_column` when the source has
+    one, else by comparing `change_columns` (default: every non-key column).
     """
 
     name: str
@@ -47,6 +48,7 @@ class TableSpec:
     version_column: str | None = None
     merge: str = "upsert"
     parent_key: str | None = None
+    change_columns: tuple[str, ...] = ()
     description: str = ""
     column_descriptions: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -60,7 +62,8 @@ class TableSpec:
             check_identifier(column, "column name")
             if kind not in ARROW_TYPES:
                 raise ValueError(f"table {self.name!r}: column {column!r} has unknown type {kind!r}")
-        missing = [c for c in (*self.primary_key, self.version_column, self.parent_key) if c and c not in names]
+        named = (*self.primary_key, self.version_column, self.parent_key, *self.change_columns)
+        missing = [c for c in named if c and c not in names]
         if missing:
             raise ValueError(f"table {self.name!r}: key columns {missing} are not among its columns")
         if self.merge not in ("upsert", "replace_children"):
@@ -79,6 +82,11 @@ class TableSpec:
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
+
+    @property
+    def compared_columns(self) -> list[str]:
+        """Without a version column, the columns whose change makes a row change."""
+        return list(self.change_columns) or [c for c in self.column_names if c not in self.primary_key]
 
     @property
     def all_columns(self) -> tuple[tuple[str, str], ...]:

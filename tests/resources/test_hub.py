@@ -143,3 +143,20 @@ def test_a_bad_hub_url_shows_the_accepted_forms_and_no_password(url: str):
     with pytest.raises(HubError, match="accepted forms: duckdb:///") as failure:
         HubResource(url=url).sync_state("x")
     assert "hunter2" not in str(failure.value)
+
+
+def test_an_unversioned_row_changes_only_when_its_compared_columns_do(hub: HubResource):
+    notes = TableSpec(
+        "raw.notes", (("note_id", "text"), ("body", "json"), ("seen_at", "timestamp")), ("note_id",),
+        change_columns=("body",),
+    )  # fmt: skip
+
+    def load(body: str, seen_at: str) -> int:
+        with hub.load("notes") as batch:
+            batch.stage(notes).append(notes.to_arrow({"note_id": ["n"], "body": [body], "seen_at": [seen_at]}))
+        return batch.results["raw.notes"].rows_changed
+
+    assert load('{"a": 1}', "2026-01-01T00:00:00Z") == 1
+    assert load('{"a": 1}', "2026-01-02T00:00:00Z") == 0
+    assert load('{"a": 2}', "2026-01-03T00:00:00Z") == 1
+    assert hub.read_frame("SELECT body, seen_at FROM raw.notes").iloc[0]["body"] == '{"a": 2}'
