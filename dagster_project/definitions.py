@@ -7,11 +7,12 @@ from dagster_project.settings import commerce_resource, hub_resource
 from pipelines.jobs import commerce_sync_job, full_sync_job
 from quality.checks import build_suite_checks
 from quality.commerce import COMMERCE_SUITES
+from resources.hub import HUB_POOL
 
 defs = dg.Definitions(
     assets=commerce_assets,
     asset_checks=build_suite_checks(
-        COMMERCE_SUITES, {t.name: dg.AssetKey(t.name.split(".")) for t in COMMERCE_CORE_TABLES}
+        COMMERCE_SUITES, {t.name: dg.AssetKey(t.name.split(".")) for t in COMMERCE_CORE_TABLES}, pool=HUB_POOL
     ),
     jobs=[full_sync_job, commerce_sync_job],
     resources={"hub": hub_resource(), "commerce": commerce_resource()},

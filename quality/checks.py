@@ -51,9 +51,15 @@ def suite_check_result(result: SuiteResult) -> dg.AssetCheckResult:
 
 
 def build_suite_check(
-    suite: DatasetSuite, asset_key: AssetKeyLike, keys_by_table: Mapping[str, AssetKeyLike] | None = None
+    suite: DatasetSuite,
+    asset_key: AssetKeyLike,
+    keys_by_table: Mapping[str, AssetKeyLike] | None = None,
+    pool: str | None = None,
 ) -> dg.AssetChecksDefinition:
-    """A blocking asset check named `suite.name` on `asset_key`; needs a `hub` resource."""
+    """A blocking asset check named `suite.name` on `asset_key`; needs a `hub` resource.
+
+    `pool` is the hub's concurrency pool: a check reads the hub, and DuckDB locks its file per process.
+    """
     keys = keys_by_table or {}
 
     @dg.asset_check(
@@ -63,6 +69,7 @@ def build_suite_check(
         description=f"Great Expectations suite {suite.name} on {suite.table}",
         blocking=True,
         required_resource_keys={"hub"},
+        pool=pool,
     )
     def _suite_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         hub: FrameReader = context.resources.hub
@@ -77,7 +84,8 @@ def build_suite_check(
 def build_suite_checks(
     suites: Iterable[DatasetSuite],
     asset_keys_by_table: Mapping[str, AssetKeyLike] | None = None,
+    pool: str | None = None,
 ) -> list[dg.AssetChecksDefinition]:
     """One check per suite; a table missing from the mapping maps `core.products` -> core/products."""
     keys = asset_keys_by_table or {}
-    return [build_suite_check(s, keys.get(s.table, dg.AssetKey(s.table.split(".")))) for s in suites]
+    return [build_suite_check(s, keys.get(s.table, dg.AssetKey(s.table.split("."))), keys, pool) for s in suites]

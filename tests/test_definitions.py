@@ -58,3 +58,8 @@ def test_the_workspace_loads_with_the_dagster_cli(tmp_path):
         env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
+
+
+def test_every_hub_step_takes_the_hub_pool():
+    steps = [*defs.assets, *defs.asset_checks]
+    assert {step.node_def.name: step.node_def.pool for step in steps} == {step.node_def.name: "hub" for step in steps}
