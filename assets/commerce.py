@@ -344,6 +344,19 @@ core_inventory_entries = _core_assets(
 core_channels = _core_assets("core_channels", RAW_CHANNELS, (CHANNELS,), flatten_channels)
 core_categories = _core_assets("core_categories", RAW_CATEGORIES, (CATEGORIES,), flatten_categories)
 
+
+def incremental_run_config(lookback_seconds: int = 120) -> dict:
+    """Run config that makes every commerce raw asset read only what changed."""
+    raw_assets = (
+        raw_commerce_product_projections,
+        raw_commerce_inventory_entries,
+        raw_commerce_channels,
+        raw_commerce_categories,
+    )
+    config = {"mode": "incremental", "lookback_seconds": lookback_seconds}
+    return {"ops": {asset.node_def.name: {"config": config} for asset in raw_assets}}
+
+
 commerce_assets = [
     raw_commerce_product_projections,
     raw_commerce_inventory_entries,

@@ -4,7 +4,8 @@ import dagster as dg
 
 from assets.commerce import COMMERCE_CORE_TABLES, commerce_assets
 from dagster_project.settings import commerce_resource, hub_resource
-from pipelines.jobs import commerce_sync_job, full_sync_job
+from pipelines.jobs import full_sync_job, incremental_sync_job
+from pipelines.schedules import schedules
 from quality.checks import build_suite_checks
 from quality.commerce import COMMERCE_SUITES
 from resources.hub import HUB_POOL
@@ -14,6 +15,7 @@ defs = dg.Definitions(
     asset_checks=build_suite_checks(
         COMMERCE_SUITES, {t.name: dg.AssetKey(t.name.split(".")) for t in COMMERCE_CORE_TABLES}, pool=HUB_POOL
     ),
-    jobs=[full_sync_job, commerce_sync_job],
+    jobs=[full_sync_job, incremental_sync_job],
+    schedules=schedules,
     resources={"hub": hub_resource(), "commerce": commerce_resource()},
 )

@@ -2,14 +2,19 @@
 
 import dagster as dg
 
+from assets.commerce import incremental_run_config
+
+COMMERCE = dg.AssetSelection.groups("commerce")
+
 full_sync_job = dg.define_asset_job(
     "full_sync_job",
-    selection=dg.AssetSelection.all(),
-    description="Every asset: extract each source, land raw, conform core, run the blocking checks.",
+    selection=COMMERCE,
+    description="Every source in full: extract, land raw, conform core, run the blocking checks.",
 )
 
-commerce_sync_job = dg.define_asset_job(
-    "commerce_sync_job",
-    selection=dg.AssetSelection.groups("commerce"),
-    description="The commerce catalog, inventory, channels and categories.",
+incremental_sync_job = dg.define_asset_job(
+    "incremental_sync_job",
+    selection=COMMERCE,
+    config=incremental_run_config(),
+    description="Only what changed since each committed watermark (with a lookback), then conform and check.",
 )

@@ -1,0 +1,56 @@
+"""Schedules evaluated at given times, and the incremental job run against the simulator."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from dagster_project.definitions import defs
+from pipelines.jobs import full_sync_job, incremental_sync_job
+from pipelines.schedules import incremental_sync_every_15_minutes, nightly_full_sync
+from resources.hub import HubResource
+from tests.conftest import Simulator
+
+
+def requests_at(schedule: dg.ScheduleDefinition, when: datetime) -> list[dg.RunRequest]:
+    context = dg.build_schedule_context(scheduled_execution_time=when)
+    return list(schedule.evaluate_tick(context).run_requests or [])
+
+
+def test_the_nightly_full_sync_runs_at_two_in_the_sync_timezone():
+    assert (nightly_full_sync.cron_schedule, nightly_full_sync.execution_timezone) == ("0 2 * * *", "UTC")
+    (request,) = requests_at(nightly_full_sync, datetime(2026, 11, 27, 2, 0, tzinfo=UTC))
+    assert request.tags["sync"] == "full"
+    assert nightly_full_sync.job_name == "full_sync_job"
+
+
+def test_the_incremental_sync_runs_every_quarter_hour():
+    assert incremental_sync_every_15_minutes.cron_schedule == "*/15 * * * *"
+    (request,) = requests_at(incremental_sync_every_15_minutes, datetime(2026, 11, 27, 10, 45, tzinfo=UTC))
+    assert request.tags["sync"] == "incremental"
+    assert incremental_sync_every_15_minutes.job_name == "incremental_sync_job"
+
+
+def test_the_incremental_job_lands_only_what_changed(simulator: Simulator, hub: HubResource, commerce):
+    local = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=[full_sync_job, incremental_sync_job],
+        resources={"hub": hub, "commerce": commerce},
+    )
+    with dg.instance_for_test() as instance:
+        assert local.resolve_job_def("full_sync_job").execute_in_process(instance=instance).success
+        churned = simulator.admin("POST", "churn", products=7, inventory=11)
+        result = local.resolve_job_def("incremental_sync_job").execute_in_process(instance=instance)
+    assert result.success
+    changed = {
+        e.asset_key.to_user_string(): e.materialization.metadata["rows_changed"].value
+        for e in result.get_asset_materialization_events()
+    }
+    assert changed["raw/commerce_product_projections"] == len(churned["products"]) == 7
+    assert changed["raw/commerce_inventory_entries"] == len(churned["inventory"]) == 11
+    modes = {
+        e.asset_key.to_user_string(): e.materialization.metadata["mode"].value
+        for e in result.get_asset_materialization_events()
+        if "mode" in e.materialization.metadata
+    }
+    assert set(modes.values()) == {"incremental"} and len(modes) == 4
