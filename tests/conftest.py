@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
+import sqlalchemy.engine
 
 from resources.commerce import CommerceToolsResource
 from resources.hub import HubResource
@@ -21,6 +25,8 @@ CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret-7f3a"
 DEFAULT_PRODUCTS = 300
 DEFAULT_SEED = 7
+# Set by .ci/run. When set, the Postgres variants must run (and fail loudly if the server is down).
+POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
 
 
 def free_port() -> int:
@@ -111,3 +117,23 @@ def hub_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def hub(hub_path: Path) -> HubResource:
     return HubResource(url=f"duckdb:///{hub_path}")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def each_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubResource]:
+    """A fresh hub on each backend: a DuckDB file, and a Postgres database of its own."""
+    if request.param == "duckdb":
+        yield HubResource(url=f"duckdb:///{tmp_path / 'hub.duckdb'}")
+        return
+    if not POSTGRES_URL:
+        pytest.skip("HUB_TEST_POSTGRES_URL is not set, so the Postgres hub variant is skipped")
+    server = sqlalchemy.engine.make_url(POSTGRES_URL)
+    database = f"hub_test_{uuid.uuid4().hex[:12]}"
+    admin = dict(host=server.host, port=server.port or 5432, user=server.username, dbname=server.database)
+    with psycopg.connect(**admin, password=server.password, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield HubResource(url=server.set(database=database).render_as_string(hide_password=False))
+    finally:
+        with psycopg.connect(**admin, password=server.password, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -32,7 +32,9 @@ __all__ = [
 # Every step that writes the hub takes this Dagster concurrency pool: DuckDB has a single writer.
 HUB_POOL = "hub"
 
-ACCEPTED_URLS = "duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb"
+ACCEPTED_URLS = (
+    "duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb, postgresql://user[:password]@host[:port]/database"
+)
 
 
 def open_hub(url: str) -> Hub:
@@ -47,6 +49,21 @@ def open_hub(url: str) -> Hub:
         from resources.hub.duckdb import DuckDBHub
 
         return DuckDBHub(parsed.database)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        if not parsed.database:
+            raise HubError(f"HUB_URL names no Postgres database; accepted forms: {ACCEPTED_URLS}")
+        from resources.hub.postgres import PostgresHub
+
+        conninfo = {
+            "host": parsed.host or "127.0.0.1",
+            "port": parsed.port or 5432,
+            "user": parsed.username,
+            "password": parsed.password,
+            "dbname": parsed.database,
+        }
+        return PostgresHub(
+            {k: v for k, v in conninfo.items() if v is not None}, parsed.render_as_string(hide_password=True)
+        )
     raise HubError(f"HUB_URL scheme {parsed.drivername!r} is not supported; accepted forms: {ACCEPTED_URLS}")
 
 

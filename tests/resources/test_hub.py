@@ -1,4 +1,4 @@
-"""The DuckDB hub: atomic, idempotent, bulk loads with sync state."""
+"""The hub on each backend: atomic, idempotent, bulk loads with sync state."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import sqlalchemy.engine
 
 from resources.hub import HubError, HubResource, TableSpec
+from tests.conftest import POSTGRES_URL, free_port
 
 THINGS = TableSpec(
     "core.things",
@@ -24,6 +26,12 @@ PARTS = TableSpec(
     parent_key="thing_id",
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def hub(each_hub: HubResource) -> HubResource:
+    """Every test here runs on DuckDB and on Postgres."""
+    return each_hub
 
 
 def things(*rows: tuple[str, int]) -> pa.Table:
@@ -44,7 +52,7 @@ def parts(*rows: tuple[str, int, str]) -> pa.Table:
 
 def snapshot(hub: HubResource) -> list:
     return [
-        hub.read_frame(f"SELECT * FROM {t} ORDER BY ALL").to_dict("records")
+        hub.read_frame(f"SELECT * FROM {t} ORDER BY 1, 2").to_dict("records")
         for t in ("core.things", "core.parts", "ops.sync_state")
     ]
 
@@ -71,11 +79,11 @@ def test_the_same_batch_twice_changes_nothing(hub: HubResource):
         with hub.load("things") as load:
             load.stage(THINGS).append(things(("a", 1), ("b", 3)))
             load.stage(PARTS).append(parts(("a", 1, "x")))
-    first = hub.read_frame("SELECT * FROM core.things ORDER BY ALL")
+    first = hub.read_frame("SELECT * FROM core.things ORDER BY 1, 2")
     assert load.results["core.things"].rows_changed == 0
     with hub.load("things") as load:
         load.stage(THINGS).append(things(("a", 1), ("b", 3)))
-    assert hub.read_frame("SELECT * FROM core.things ORDER BY ALL").equals(first)
+    assert hub.read_frame("SELECT * FROM core.things ORDER BY 1, 2").equals(first)
 
 
 def test_an_older_version_never_overwrites_a_newer_one(hub: HubResource):
@@ -93,7 +101,7 @@ def test_children_of_a_parent_are_replaced_whole(hub: HubResource):
         stage = load.stage(PARTS)
         stage.append(parts(("a", 1, "x2")))
         stage.replace_parents(pa.array(["a", "c"]))
-    rows = hub.read_frame("SELECT thing_id, part_no, label FROM core.parts ORDER BY ALL").values.tolist()
+    rows = hub.read_frame("SELECT thing_id, part_no, label FROM core.parts ORDER BY 1, 2").values.tolist()
     assert rows == [["a", 1, "x2"], ["b", 1, "z"]]
 
 
@@ -160,3 +168,21 @@ def test_an_unversioned_row_changes_only_when_its_compared_columns_do(hub: HubRe
     assert load('{"a": 1}', "2026-01-02T00:00:00Z") == 0
     assert load('{"a": 2}', "2026-01-03T00:00:00Z") == 1
     assert hub.read_frame("SELECT body, seen_at FROM raw.notes").iloc[0]["body"] == '{"a": 2}'
+
+
+def test_an_unreachable_postgres_hub_names_the_setting_and_masks_the_password():
+    url = f"postgresql://hub:s3cret-pw@127.0.0.1:{free_port()}/hub"
+    with pytest.raises(
+        HubError, match=r"cannot connect to the Postgres hub at postgresql://hub:\*\*\*@127.0.0.1"
+    ) as failure:
+        HubResource(url=url).sync_state("x")
+    assert "(HUB_URL)" in str(failure.value) and "s3cret-pw" not in str(failure.value)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="HUB_TEST_POSTGRES_URL is not set")
+def test_an_unknown_postgres_role_fails_without_echoing_the_password():
+    server = sqlalchemy.engine.make_url(POSTGRES_URL)
+    url = server.set(username="no_such_role", password="s3cret-pw").render_as_string(hide_password=False)
+    with pytest.raises(HubError, match='role "no_such_role" does not exist') as failure:
+        HubResource(url=url).sync_state("x")
+    assert "s3cret-pw" not in str(failure.value)
