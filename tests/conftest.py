@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,12 +120,9 @@ def hub(hub_path: Path) -> HubResource:
     return HubResource(url=f"duckdb:///{hub_path}")
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def each_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubResource]:
-    """A fresh hub on each backend: a DuckDB file, and a Postgres database of its own."""
-    if request.param == "duckdb":
-        yield HubResource(url=f"duckdb:///{tmp_path / 'hub.duckdb'}")
-        return
+@contextmanager
+def postgres_hub() -> Iterator[HubResource]:
+    """A hub in a Postgres database of its own, dropped afterwards; skips without HUB_TEST_POSTGRES_URL."""
     if not POSTGRES_URL:
         pytest.skip("HUB_TEST_POSTGRES_URL is not set, so the Postgres hub variant is skipped")
     server = sqlalchemy.engine.make_url(POSTGRES_URL)
@@ -137,3 +135,13 @@ def each_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubReso
     finally:
         with psycopg.connect(**admin, password=server.password, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def each_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubResource]:
+    """A fresh hub on each backend: a DuckDB file, and a Postgres database of its own."""
+    if request.param == "duckdb":
+        yield HubResource(url=f"duckdb:///{tmp_path / 'hub.duckdb'}")
+    else:
+        with postgres_hub() as hub:
+            yield hub
