@@ -126,8 +126,7 @@ def test_a_failing_source_leaves_the_hub_and_watermark_unchanged(simulator: Simu
 def test_core_tables_have_their_primary_key(hub: HubResource, commerce, table: str):
     run(hub, commerce)
     constraints = hub.read_frame(
-        "SELECT constraint_type FROM information_schema.table_constraints "
-        "WHERE table_schema || '.' || table_name = ?",
+        "SELECT constraint_type FROM information_schema.table_constraints WHERE table_schema || '.' || table_name = ?",
         [table],
     )
     assert "PRIMARY KEY" in set(constraints["constraint_type"])
