@@ -3,9 +3,10 @@
 import dagster as dg
 
 from assets.commerce import COMMERCE_CORE_TABLES, commerce_assets
-from dagster_project.settings import commerce_resource, hub_resource
+from dagster_project.settings import alert_webhook_resource, commerce_resource, hub_resource
 from pipelines.jobs import full_sync_job, incremental_sync_job
 from pipelines.schedules import schedules
+from pipelines.sensors.failures import build_failure_alert_sensor
 from quality.checks import build_suite_checks
 from quality.commerce import COMMERCE_SUITES
 from resources.hub import HUB_POOL
@@ -17,5 +18,6 @@ defs = dg.Definitions(
     ),
     jobs=[full_sync_job, incremental_sync_job],
     schedules=schedules,
-    resources={"hub": hub_resource(), "commerce": commerce_resource()},
+    sensors=[build_failure_alert_sensor(commerce_assets)],
+    resources={"hub": hub_resource(), "commerce": commerce_resource(), "alert_webhook": alert_webhook_resource()},
 )

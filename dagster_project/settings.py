@@ -11,6 +11,7 @@ import os
 
 import dagster as dg
 
+from resources.alerts import AlertWebhookResource
 from resources.commerce import CommerceToolsResource
 from resources.hub import HubResource
 
@@ -22,6 +23,7 @@ EMBEDDED = {
     "COMMERCE_PROJECT_KEY": "beauty-hub",
     "COMMERCE_CLIENT_ID": "hub-client",
     "COMMERCE_SCOPES": "",
+    "ALERT_WEBHOOK_URL": "",
 }
 # The simulator's demo credential; used only while COMMERCE_API_URL is left at the simulator.
 SIMULATOR_CLIENT_SECRET = "hub-secret"
@@ -53,3 +55,7 @@ def commerce_resource() -> CommerceToolsResource:
         client_secret=secret("COMMERCE_CLIENT_SECRET", unless_set="COMMERCE_API_URL", embedded=SIMULATOR_CLIENT_SECRET),
         scopes=setting("COMMERCE_SCOPES"),
     )
+
+
+def alert_webhook_resource() -> AlertWebhookResource:
+    return AlertWebhookResource(url=setting("ALERT_WEBHOOK_URL"))

@@ -178,7 +178,7 @@ class HttpClient:
                 setting=self.setting,
                 code=_error_code(body),
             )
-        return orjson.loads(response.content)
+        return orjson.loads(response.content) if response.content else None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})

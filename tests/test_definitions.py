@@ -45,7 +45,8 @@ def test_asset_checks_are_blocking():
 
 def test_jobs_and_resources():
     assert {job.name for job in defs.jobs} == {"full_sync_job", "incremental_sync_job"}
-    assert set(defs.resources) == {"hub", "commerce"}
+    assert set(defs.resources) == {"hub", "commerce", "alert_webhook"}
+    assert {sensor.name for sensor in defs.sensors} == {"failure_alerts"}
     assert defs.resolve_job_def("full_sync_job")
 
 

@@ -1,0 +1,1 @@
+"""Sensors: change-data-capture, file drops and failures."""
