@@ -201,13 +201,15 @@ def _json_or_none(response: requests.Response) -> Any:
 
 
 def _error_code(body: Any) -> str | None:
-    """The error code from a commercetools-, OAuth- or Stripe-shaped error body."""
+    """The error code from a commercetools-, OAuth-, Stripe- or Google-shaped error body."""
     if not isinstance(body, dict):
         return None
     if isinstance(body.get("error"), str):
         return body["error"]
     if isinstance(body.get("error"), dict):
-        return body["error"].get("code") or body["error"].get("type")
+        error = body["error"]
+        codes = (error.get("code"), error.get("status"), error.get("type"))
+        return next((code for code in codes if isinstance(code, str)), None)
     errors = body.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return errors[0].get("code")
