@@ -2,6 +2,8 @@
 
 ``python -m simulators serve [options]``
     run the simulators until SIGINT/SIGTERM (exit code 0).
+``python -m simulators drop-files --dir DIR --date YYYY-MM-DD [--seed S] [--products N] [--bad-rows K]``
+    write a day's supplier CSV feed and print a JSON summary (file, rows, malformed lines).
 ``python -m simulators run [options] -- COMMAND [ARGS...]``
     start the simulators in this process, run COMMAND (with ``SIMULATORS_URL`` set in its
     environment), stop the simulators when it ends and exit with its exit code. COMMAND runs in its
@@ -38,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="serve every simulated system on one HTTP port")
     run = sub.add_parser("run", parents=[common], help="serve while running a command: run [options] -- CMD ...")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command to run (after --)")
+    drop = sub.add_parser("drop-files", help="write a day's supplier CSV feed (suppliers_<date>.csv)")
+    drop.add_argument("--dir", default="data/landing/suppliers", help="landing directory (created if missing)")
+    drop.add_argument("--date", default=None, help="feed date YYYY-MM-DD (default: today, UTC)")
+    drop.add_argument("--products", type=int, default=1000, help="number of products in the world")
+    drop.add_argument("--seed", type=int, default=42)
+    drop.add_argument("--bad-rows", type=int, default=5, help="rows deliberately malformed")
     return parser
 
 
@@ -100,6 +108,23 @@ def _run(args: argparse.Namespace) -> int:
             print("simulators stopped", flush=True)
 
 
+def _drop_files(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from simulators.feeds import write_supplier_feed
+    from simulators.world import World
+
+    day = args.date or datetime.now(UTC).date().isoformat()
+    try:
+        feed = write_supplier_feed(args.dir, day, World(seed=args.seed, products=args.products), args.bad_rows)
+    except ValueError as exc:
+        print(f"drop-files: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(feed.summary()), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from simulators.world import MAX_PRODUCTS
@@ -107,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.products <= MAX_PRODUCTS:
         print(f"--products must be between 0 and {MAX_PRODUCTS}", file=sys.stderr)
         return 2
+    if args.command == "drop-files":
+        return _drop_files(args)
     if args.token_ttl < 0:
         print("--token-ttl must be >= 0", file=sys.stderr)
         return 2

@@ -37,9 +37,12 @@ from simulators.world import (
     ADJECTIVES,
     BRANDS,
     PRODUCT_TYPES,
+    SHIPMENT_STATES,
     World,
     format_ms,
+    order_book,
     parse_ms,
+    price_order_totals,
     product_name,
     round_price,
     uuid4_str,
@@ -175,6 +178,44 @@ class CategoryRecord(Record):
         Record.apply(self, doc)
 
 
+class OrderRecord(Record):
+    __slots__ = (
+        "country",
+        "customer_email",
+        "customer_id",
+        "order_number",
+        "order_state",
+        "payment_state",
+        "shipment_state",
+        "skus",
+        "total_cents",
+    )
+
+    def apply(self, doc: dict) -> None:
+        self.order_number = doc.get("orderNumber")
+        self.customer_id = doc.get("customerId")
+        self.customer_email = doc.get("customerEmail")
+        self.order_state = doc["orderState"]
+        self.payment_state = doc.get("paymentState")
+        self.shipment_state = doc.get("shipmentState")
+        self.country = doc.get("country")
+        self.skus = tuple(line["variant"].get("sku") for line in doc["lineItems"])
+        self.total_cents = doc["totalPrice"]["centAmount"]
+        Record.apply(self, doc)
+
+
+class CustomerRecord(Record):
+    __slots__ = ("country", "email", "first_name", "last_name")
+
+    def apply(self, doc: dict) -> None:
+        self.email = doc.get("email")
+        self.first_name = doc.get("firstName")
+        self.last_name = doc.get("lastName")
+        addresses = doc.get("addresses") or [{}]
+        self.country = addresses[0].get("country")
+        Record.apply(self, doc)
+
+
 # ---------------------------------------------------------------------------------------------------
 # schemas (fields usable in where and sort)
 # ---------------------------------------------------------------------------------------------------
@@ -273,6 +314,44 @@ def _category_schema() -> P.Schema:
 
 def _product_type_schema() -> P.Schema:
     return P.Schema("product-type", _common_fields())
+
+
+def _order_schema() -> P.Schema:
+    f = _common_fields()
+    for name, attr in (
+        ("orderNumber", "order_number"),
+        ("customerId", "customer_id"),
+        ("customerEmail", "customer_email"),
+        ("paymentState", "payment_state"),
+        ("shipmentState", "shipment_state"),
+        ("country", "country"),
+    ):
+        f[name] = P.FieldSpec(name, "string", attrgetter(attr), nullable=True)
+    f["orderState"] = P.FieldSpec("orderState", "string", attrgetter("order_state"))
+    f["totalPrice"] = P.FieldSpec(
+        "totalPrice",
+        "nested",
+        lambda r: (r.total_cents,),
+        sortable=False,
+        schema=P.Schema("money", {"centAmount": P.FieldSpec("centAmount", "number", lambda x: x)}),
+    )
+    f["lineItems"] = P.FieldSpec(
+        "lineItems",
+        "nested",
+        attrgetter("skus"),
+        sortable=False,
+        schema=P.Schema("line item", {"sku": P.FieldSpec("sku", "string", lambda x: x, nullable=True)}),
+    )
+    return P.Schema("order", f)
+
+
+def _customer_schema() -> P.Schema:
+    f = _common_fields()
+    f["email"] = P.FieldSpec("email", "string", attrgetter("email"), nullable=True)
+    f["firstName"] = P.FieldSpec("firstName", "string", attrgetter("first_name"), nullable=True)
+    f["lastName"] = P.FieldSpec("lastName", "string", attrgetter("last_name"), nullable=True)
+    f["country"] = P.FieldSpec("country", "string", attrgetter("country"), nullable=True)
+    return P.Schema("customer", f)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -559,6 +638,25 @@ INJECT_KINDS = (
 )
 
 
+#: bad order records, planted only when asked for by name (not part of the default kinds)
+ORDER_INJECT_KINDS = ("negative_order_total", "orphan_order_line_sku", "zero_quantity_line", "customer_without_email")
+
+
+def advance_order(doc: dict, stamp: str) -> None:
+    """Move an order one step on its way: payment, then shipment, then completion."""
+    if doc.get("paymentState") in ("Pending", "BalanceDue"):
+        doc["paymentState"] = "Paid"
+        doc["orderState"] = "Confirmed"
+    elif doc.get("paymentState") == "Failed":
+        doc["orderState"] = "Cancelled"
+    elif doc.get("shipmentState", "Delivered") != "Delivered":
+        doc["shipmentState"] = SHIPMENT_STATES[SHIPMENT_STATES.index(doc["shipmentState"]) + 1]
+        doc["orderState"] = "Confirmed"
+    else:
+        doc["orderState"] = "Complete"
+        doc["completedAt"] = stamp
+
+
 @contextmanager
 def _gc_paused():
     """Pause the cyclic GC while building millions of objects (records hold no cycles), then move
@@ -587,15 +685,30 @@ class CommerceStore:
         self.channels = Collection("channels", _channel_schema(), ChannelRecord)
         self.products = Collection("product-projections", _product_schema(), ProductRecord, ("key", "sku"))
         self.inventory = Collection("inventory", _inventory_schema(), InventoryRecord, ("key", "sku"))
+        self.orders = Collection("orders", _order_schema(), OrderRecord, ("key", "orderNumber"))
+        self.customers = Collection("customers", _customer_schema(), CustomerRecord)
         self.product_types.bulk_load(world.iter_product_types())
         self.categories.bulk_load(world.iter_categories())
         self.channels.bulk_load(world.iter_channels())
         self.products.bulk_load(world.iter_products())
         self.inventory.bulk_load(world.iter_inventory())
+        book = order_book(world)
+        self.customers.bulk_load(book.customer_doc(c) for c in book.customers)
+        self.orders.bulk_load(book.order_doc(o, self.product_id_of) for o in book.orders)
         self.collections = {
-            c.resource: c for c in (self.products, self.inventory, self.channels, self.categories, self.product_types)
+            c.resource: c
+            for c in (
+                self.products,
+                self.inventory,
+                self.channels,
+                self.categories,
+                self.product_types,
+                self.orders,
+                self.customers,
+            )
         }
         self._rng = random.Random(f"{world.seed}/changes")
+        self.order_count = len(book.orders)
 
     # -- stats ---------------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -614,7 +727,14 @@ class CommerceStore:
             "channels": len(self.channels),
             "categories": len(self.categories),
             "product_types": len(self.product_types),
+            "orders": len(self.orders),
+            "order_lines": sum(len(r.skus) for r in self.orders.id_recs),
+            "customers": len(self.customers),
         }
+
+    def product_id_of(self, sku: str) -> str | None:
+        holders = self.products.hash_idx["sku"].get(sku)
+        return holders[0].id if holders else None
 
     def max_modified_ms(self) -> int:
         best = 0
@@ -820,6 +940,88 @@ class CommerceStore:
             else:  # pragma: no cover - validated by the caller
                 raise ValueError(f"unknown kind {kind!r}")
         return out
+
+    # -- orders --------------------------------------------------------------------------------
+    def churn_orders(self, n: int, ts: int, seed: int | None = None) -> dict:
+        """Move ``n`` unfinished orders one step on their way, then place ``n`` new orders."""
+        rng = self._rng_for(seed)
+        stamp = format_ms(ts)
+        moving = [r for r in self.orders.id_recs if r.order_state not in ("Complete", "Cancelled")]
+        picked = [moving[i] for i in sorted(rng.sample(range(len(moving)), min(n, len(moving))))]
+        changes = []
+        for rec in picked:
+            doc = rec.load()
+            advance_order(doc, stamp)
+            doc["version"] += 1
+            doc["lastModifiedAt"] = stamp
+            changes.append((rec, doc))
+        self.orders.replace(changes)
+        created: list[str] = []
+        book = order_book(self.world)
+        for _ in range(n if self.world.skus else 0):
+            self.order_count += 1
+            doc = book.order_doc(book.make_order(rng, self.order_count, ts, fresh=True), self.product_id_of)
+            while doc["id"] in self.orders.by_id:  # pragma: no cover - astronomically unlikely
+                doc["id"] = uuid4_str(rng)
+            created.append(self.orders.add(doc).id)
+        return {"orders_created": created, "orders_updated": [r.id for r in picked]}
+
+    def inject_orders(self, kinds: Sequence[str], ts: int, seed: int | None = None) -> dict:
+        """Plant bad order and customer records (see :data:`ORDER_INJECT_KINDS`)."""
+        rng = self._rng_for(seed)
+        stamp = format_ms(ts)
+        order_kinds = [k for k in kinds if k != "customer_without_email"]
+        orders = self.orders.id_recs
+        if len(orders) < len(order_kinds) or ("customer_without_email" in kinds and not self.customers.id_recs):
+            raise ValueError("the world has too few orders or customers to plant bad records in")
+        pool = [orders[i] for i in rng.sample(range(len(orders)), len(order_kinds))]
+        out: dict[str, dict] = {}
+        for kind in kinds:
+            if kind == "customer_without_email":
+                customers = self.customers.id_recs
+                rec = customers[rng.randrange(len(customers))]
+                doc = rec.load()
+                doc.pop("email", None)
+                doc["version"] += 1
+                doc["lastModifiedAt"] = stamp
+                self.customers.replace([(rec, doc)])
+                out[kind] = {"customer_id": rec.id}
+                continue
+            rec = pool.pop()
+            doc = rec.load()
+            doc["version"] += 1
+            doc["lastModifiedAt"] = stamp
+            currency = doc["totalPrice"]["currencyCode"]
+            if kind == "negative_order_total":
+                for money in (doc["totalPrice"], *doc["taxedPrice"].values()):
+                    money["centAmount"] = -max(1, abs(money["centAmount"]))
+                out[kind] = {"order_id": rec.id, "order_number": doc.get("orderNumber")}
+            elif kind == "orphan_order_line_sku":
+                line = orjson.loads(orjson.dumps(doc["lineItems"][0]))
+                line["id"] = uuid4_str(rng)
+                line["productId"] = None
+                line["variant"] = {"id": 1, "sku": self._free_order_sku()}
+                doc["lineItems"].append(line)
+                price_order_totals(doc, currency)
+                out[kind] = {"order_id": rec.id, "line_item_id": line["id"], "sku": line["variant"]["sku"]}
+            elif kind == "zero_quantity_line":
+                line = doc["lineItems"][0]
+                line["quantity"] = 0
+                line["totalPrice"]["centAmount"] = 0
+                price_order_totals(doc, currency)
+                out[kind] = {"order_id": rec.id, "line_item_id": line["id"], "sku": line["variant"].get("sku")}
+            else:  # pragma: no cover - validated by the caller
+                raise ValueError(f"unknown kind {kind!r}")
+            self.orders.replace([(rec, doc)])
+        return out
+
+    def _free_order_sku(self) -> str:
+        used = {sku for r in self.orders.id_recs for sku in r.skus}
+        for number in range(999_999, 0, -1):
+            sku = f"ZZZ-{number:06d}-01"
+            if sku not in used and sku not in self.products.hash_idx["sku"]:
+                return sku
+        raise ValueError("no free orphan sku")  # pragma: no cover
 
     def _free_orphan_sku(self) -> str:
         used = self.inventory.hash_idx["sku"]

@@ -34,8 +34,13 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from simulators.commerce import INJECT_KINDS, CommerceConfig, CommerceSystem, ct_error
+from simulators.analytics import INJECT_KINDS as ANALYTICS_INJECT_KINDS
+from simulators.analytics import AnalyticsSystem, InvalidArgument
+from simulators.commerce import INJECT_KINDS, ORDER_INJECT_KINDS, CommerceConfig, CommerceSystem, ct_error
 from simulators.faults import STATUS_ERRORS, FaultConfigError, FaultEngine, FaultRule
+from simulators.payments import PAYMENT_INJECT_KINDS, PaymentsSystem
+from simulators.warehouse import INJECT_KINDS as WAREHOUSE_INJECT_KINDS
+from simulators.warehouse import WarehouseSystem
 from simulators.world import MAX_PRODUCTS, Clock, World
 
 Headers = list[tuple[str, str]]
@@ -82,7 +87,12 @@ class SimulatorState:
         self.world = World(seed=seed, products=products)
         self.clock.advance_to(self.world.max_initial_ms)
         self.commerce = CommerceSystem(self.world, commerce or CommerceConfig())
-        self.systems: dict[str, Any] = {self.commerce.prefix: self.commerce}
+        self.warehouse = WarehouseSystem(self.world)
+        self.systems: dict[str, Any] = {self.commerce.prefix: self.commerce, self.warehouse.prefix: self.warehouse}
+        self.payments = PaymentsSystem(self.world)
+        self.systems[self.payments.prefix] = self.payments
+        self.analytics = AnalyticsSystem(self.world)
+        self.systems[self.analytics.prefix] = self.analytics
         self._stats_lock = threading.Lock()
         self.requests_total = 0
         self.by_status: dict[str, int] = {}
@@ -207,6 +217,7 @@ class Router:
             ("POST", "/_admin/churn"): self.admin_churn,
             ("POST", "/_admin/inject"): self.admin_inject,
             ("POST", "/_admin/auth"): self.admin_auth,
+            ("GET", "/_admin/analytics/rows"): self.admin_analytics_rows,
             ("GET", "/_admin/faults"): lambda _b: _json(200, {"faults": self.state.faults.describe()}),
             ("POST", "/_admin/faults"): self.admin_faults,
             ("DELETE", "/_admin/faults"): lambda _b: _json(200, {"cleared": self.state.faults.clear()}),
@@ -235,27 +246,50 @@ class Router:
     def admin_churn(self, body: dict) -> Response:
         n_products = _int_field(body, "products", 0, 10_000_000, 0)
         n_inventory = _int_field(body, "inventory", 0, 100_000_000, 0)
+        n_movements = _int_field(body, "stock_movements", 0, 10_000_000, 0)
+        n_orders = _int_field(body, "orders", 0, 1_000_000, 0)
+        n_payments = _int_field(body, "payments", 0, 1_000_000, 0)
         seed = _int_field(body, "seed", -(2**63), 2**63 - 1)
         state = self.state
         with state.lock:
             ts = state.clock.now()
             result = state.commerce.store.churn(n_products or 0, n_inventory or 0, ts, seed)
+            if n_movements:
+                result["warehouse"] = state.warehouse.store.churn(n_movements, ts, seed)
+            if n_orders:
+                result.update(state.commerce.store.churn_orders(n_orders, ts, seed))
+            if n_payments:
+                result["payments"] = state.payments.state.churn(n_payments, ts, seed)
         return _json(200, result)
 
     def admin_inject(self, body: dict) -> Response:
         kinds = body.get("kinds", list(INJECT_KINDS))
         if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
             raise AdminError(400, "'kinds' must be a list of strings")
-        unknown = [k for k in kinds if k not in INJECT_KINDS]
+        known = [*INJECT_KINDS, *WAREHOUSE_INJECT_KINDS, *ORDER_INJECT_KINDS, *PAYMENT_INJECT_KINDS]
+        known += ANALYTICS_INJECT_KINDS
+        unknown = [k for k in kinds if k not in known]
         if unknown:
-            raise AdminError(400, f"unknown kinds {unknown}; known: {list(INJECT_KINDS)}")
+            raise AdminError(400, f"unknown kinds {unknown}; known: {known}")
         kinds = list(dict.fromkeys(kinds))
         seed = _int_field(body, "seed", -(2**63), 2**63 - 1)
         state = self.state
         with state.lock:
             ts = state.clock.now()
             try:
-                result = state.commerce.store.inject(kinds, ts, seed)
+                result = state.commerce.store.inject([k for k in kinds if k in INJECT_KINDS], ts, seed)
+                order_kinds = [k for k in kinds if k in ORDER_INJECT_KINDS]
+                if order_kinds:
+                    result.update(state.commerce.store.inject_orders(order_kinds, ts, seed))
+                payment_kinds = [k for k in kinds if k in PAYMENT_INJECT_KINDS]
+                if payment_kinds:
+                    result.update(state.payments.state.inject(payment_kinds, seed))
+                warehouse_kinds = [k for k in kinds if k in WAREHOUSE_INJECT_KINDS]
+                if warehouse_kinds:
+                    result.update(state.warehouse.store.inject(warehouse_kinds, ts, seed))
+                analytics_kinds = [k for k in kinds if k in ANALYTICS_INJECT_KINDS]
+                if analytics_kinds:
+                    result.update(state.analytics.inject(analytics_kinds, ts, seed))
             except ValueError as exc:
                 raise AdminError(409, str(exc)) from None
         return _json(200, result)
@@ -270,6 +304,13 @@ class Router:
             tokens.ttl = ttl
         expired = tokens.expire_all() if expire else 0
         return _json(200, {"token_ttl_seconds": tokens.ttl, "expired_tokens": expired})
+
+    def admin_analytics_rows(self, body: dict) -> Response:
+        with self.state.lock:
+            try:
+                return _json(200, self.state.analytics.row_counts(body.get("start"), body.get("end")))
+            except InvalidArgument as exc:
+                raise AdminError(400, str(exc)) from None
 
     def admin_faults(self, body: dict) -> Response:
         append = body.get("append", False)

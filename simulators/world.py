@@ -557,3 +557,275 @@ class World:
                     doc["createdAt"] = format_ms(created)
                     doc["lastModifiedAt"] = format_ms(modified)
                     yield doc
+
+
+# ---------------------------------------------------------------------------------------------------
+# orders and customers (one book per world, shared by commerce and payments)
+# ---------------------------------------------------------------------------------------------------
+
+FIRST_NAMES = (
+    "Amelie", "Noah", "Chloe", "Liam", "Emma", "Oliver", "Lea", "Hugo", "Mia", "Lucas", "Sofia", "Arthur",
+    "Grace", "Jules", "Isla", "Louis", "Ava", "Leon", "Zoe", "Felix", "Nina", "Theo", "Clara", "Max",
+)  # fmt: skip
+LAST_NAMES = (
+    "Martin", "Smith", "Bernard", "Jones", "Dubois", "Taylor", "Moreau", "Brown", "Laurent", "Wilson",
+    "Muller", "Evans", "Schmidt", "Roux", "Walker", "Fischer", "Lefebvre", "Wright", "Weber", "Garcia",
+)  # fmt: skip
+#: country -> (currency, tax rate in basis points, cities)
+ORDER_COUNTRIES: dict[str, tuple[str, int, tuple[str, ...]]] = {
+    "US": ("USD", 800, ("New York", "Austin", "Seattle", "Chicago")),
+    "FR": ("EUR", 2000, ("Paris", "Lyon", "Bordeaux", "Lille")),
+    "GB": ("GBP", 2000, ("London", "Leeds", "Bristol", "Glasgow")),
+    "DE": ("EUR", 1900, ("Berlin", "Hamburg", "Munich", "Cologne")),
+}
+_USD_RATE = {currency: rate for currency, _country, rate in CURRENCIES}
+#: orders are placed in the ORDER_WINDOW_DAYS before the book's anchor (the world's build time)
+ORDER_WINDOW_DAYS = 90
+ORDER_STATES = ("Open", "Confirmed", "Complete", "Cancelled")
+PAYMENT_STATES = ("Pending", "Paid", "Failed", "BalanceDue", "CreditOwed")
+SHIPMENT_STATES = ("Pending", "Ready", "Shipped", "Delivered")
+_PAYMENT_WEIGHTS = (8, 80, 4, 4, 4)  # in the order of PAYMENT_STATES
+
+
+def money(currency: str, cent_amount: int) -> dict:
+    """A commercetools centPrecision money value."""
+    return {"type": "centPrecision", "currencyCode": currency, "centAmount": cent_amount, "fractionDigits": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLinePlan:
+    line_id: str
+    price_id: str
+    sku: str
+    quantity: int
+    unit_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlan:
+    """An order as the world first has it (commerce serves it; payments charges for it)."""
+
+    id: str
+    number: int
+    customer_id: str | None  # None: a guest checkout
+    email: str
+    country: str
+    currency: str
+    created_ms: int
+    modified_ms: int
+    version: int
+    order_state: str
+    payment_state: str
+    shipment_state: str
+    lines: tuple[OrderLinePlan, ...]
+
+    @property
+    def order_number(self) -> str:
+        return f"BH-{self.number:07d}"
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.unit_cents * line.quantity for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPlan:
+    id: str
+    number: int
+    email: str
+    first_name: str
+    last_name: str
+    country: str
+    city: str
+    address_id: str
+    created_ms: int
+    modified_ms: int
+    version: int
+
+
+def order_states(rng: random.Random, payment_state: str, age_ms: int) -> tuple[str, str, int]:
+    """(orderState, shipmentState, version) of an order ``age_ms`` old with this payment state."""
+    if payment_state == "Pending":
+        return "Open", "Pending", 1
+    if payment_state == "Failed":
+        return ("Cancelled", "Pending", 2) if rng.random() < 0.8 else ("Open", "Pending", 1)
+    days = age_ms / _DAY_MS
+    shipment = "Delivered" if days > 7 else "Shipped" if days > 3 else "Ready" if days > 1 else "Pending"
+    steps = 1 + SHIPMENT_STATES.index(shipment)
+    if shipment == "Delivered":
+        return "Complete", shipment, steps + 2
+    return "Confirmed", shipment, steps + 1
+
+
+def unit_price_cents(world: World, rng: random.Random, sku: str, currency: str) -> int:
+    """A plausible price paid for ``sku`` (drawn in the product type's range, in ``currency``)."""
+    lo, hi = PRODUCT_TYPES[world.plan_type[int(sku[4:10]) - 1]].price_range
+    return round_price(rng.randint(lo, hi) * 100 * _USD_RATE[currency])
+
+
+class OrderBook:
+    """The world's customers and orders: about products/4 customers and products/2 orders.
+
+    Deterministic for the world's seed except for the anchor: every timestamp lies within
+    :data:`ORDER_WINDOW_DAYS` before ``anchor_ms`` (the moment the book is built), so payment events
+    derived from the orders fall inside a 30-day event window.
+    """
+
+    def __init__(self, world: World, anchor_ms: int | None = None) -> None:
+        self.world = world
+        self.anchor_ms = (now_ms() if anchor_ms is None else anchor_ms) // 1000 * 1000
+        rng = random.Random(f"{world.seed}/orders")
+        self.customers = [self._customer(rng, n) for n in range(1, world.products // 4 + 1)]
+        window = ORDER_WINDOW_DAYS * _DAY_MS
+        n_orders = world.products // 2
+        # coarse pool: many orders share the same second (Stripe's `created` ties too)
+        # (skewed to recent days, so churn finds orders still on their way)
+        ages = (int(window * rng.random() ** 2) // 1000 * 1000 for _ in range(max(8, n_orders // 3)))
+        pool = sorted(self.anchor_ms - 600_000 - age for age in ages)
+        self.orders = [self.make_order(rng, n, pool[rng.randrange(len(pool))]) for n in range(1, n_orders + 1)]
+
+    def _customer(self, rng: random.Random, number: int) -> CustomerPlan:
+        first, last = FIRST_NAMES[rng.randrange(len(FIRST_NAMES))], LAST_NAMES[rng.randrange(len(LAST_NAMES))]
+        email = f"{first}.{last}.{number}@example.com"
+        if rng.random() < 0.8:
+            email = email.lower()
+        country = tuple(ORDER_COUNTRIES)[rng.randrange(len(ORDER_COUNTRIES))]
+        cities = ORDER_COUNTRIES[country][2]
+        created = self.anchor_ms - (ORDER_WINDOW_DAYS + 1) * _DAY_MS - rng.randrange(300 * _DAY_MS)
+        version = rng.randint(1, 4)
+        modified = created if version == 1 else created + rng.randrange(1, 60 * _DAY_MS)
+        return CustomerPlan(
+            id=uuid4_str(rng),
+            number=number,
+            email=email,
+            first_name=first,
+            last_name=last,
+            country=country,
+            city=cities[rng.randrange(len(cities))],
+            address_id=uuid4_str(rng),
+            created_ms=created,
+            modified_ms=modified,
+            version=version,
+        )
+
+    def make_order(self, rng: random.Random, number: int, created: int, fresh: bool = False) -> OrderPlan:
+        """Order ``number`` placed at ``created``; ``fresh`` orders are just placed (Open, Pending)."""
+        skus = self.world.skus
+        customer = self.customers[rng.randrange(len(self.customers))] if self.customers else None
+        if customer is None or rng.random() < 0.05:  # guest checkout
+            customer_id, email = None, f"guest.{number}@example.com"
+            country = tuple(ORDER_COUNTRIES)[rng.randrange(len(ORDER_COUNTRIES))]
+        else:
+            customer_id, email, country = customer.id, customer.email.lower(), customer.country
+        currency = ORDER_COUNTRIES[country][0]
+        picked = rng.sample(range(len(skus)), min(len(skus), rng.choice((1, 1, 2, 2, 3, 4))))
+        lines = tuple(
+            OrderLinePlan(
+                line_id=uuid4_str(rng),
+                price_id=uuid4_str(rng),
+                sku=skus[i],
+                quantity=rng.choice((1, 1, 1, 2, 2, 3)),
+                unit_cents=unit_price_cents(self.world, rng, skus[i], currency),
+            )
+            for i in picked
+        )
+        payment_state = "Pending" if fresh else rng.choices(PAYMENT_STATES, _PAYMENT_WEIGHTS)[0]
+        age = self.anchor_ms - created
+        order_state, shipment_state, version = order_states(rng, payment_state, age)
+        modified = created if version == 1 else created + rng.randrange(1, max(2, min(age, 10 * _DAY_MS)))
+        return OrderPlan(
+            id=uuid4_str(rng),
+            number=number,
+            customer_id=customer_id,
+            email=email,
+            country=country,
+            currency=currency,
+            created_ms=created,
+            modified_ms=modified,
+            version=version,
+            order_state=order_state,
+            payment_state=payment_state,
+            shipment_state=shipment_state,
+            lines=lines,
+        )
+
+    # -- documents ------------------------------------------------------------------------------
+    @staticmethod
+    def customer_doc(plan: CustomerPlan) -> dict:
+        return {
+            "id": plan.id,
+            "version": plan.version,
+            "customerNumber": f"C{plan.number:07d}",
+            "email": plan.email,
+            "firstName": plan.first_name,
+            "lastName": plan.last_name,
+            "addresses": [{"id": plan.address_id, "country": plan.country, "city": plan.city}],
+            "isEmailVerified": plan.version > 1,
+            "createdAt": format_ms(plan.created_ms),
+            "lastModifiedAt": format_ms(plan.modified_ms),
+        }
+
+    @staticmethod
+    def order_doc(plan: OrderPlan, product_id_of) -> dict:
+        """The commercetools Order; ``product_id_of(sku)`` names the product holding a SKU."""
+        currency = plan.currency
+        line_items = []
+        for line in plan.lines:
+            number = int(line.sku[4:10])
+            line_items.append(
+                {
+                    "id": line.line_id,
+                    "productId": product_id_of(line.sku),
+                    "productKey": f"prod-{number:06d}",
+                    "variant": {"id": int(line.sku[11:]), "sku": line.sku},
+                    "quantity": line.quantity,
+                    "price": {"id": line.price_id, "value": money(currency, line.unit_cents)},
+                    "totalPrice": money(currency, line.unit_cents * line.quantity),
+                }
+            )
+        doc = {
+            "id": plan.id,
+            "version": plan.version,
+            "orderNumber": plan.order_number,
+        }
+        if plan.customer_id is not None:
+            doc["customerId"] = plan.customer_id
+        doc.update(
+            {
+                "customerEmail": plan.email,
+                "country": plan.country,
+                "lineItems": line_items,
+                "orderState": plan.order_state,
+                "paymentState": plan.payment_state,
+                "shipmentState": plan.shipment_state,
+                "shippingAddress": {"country": plan.country},
+                "createdAt": format_ms(plan.created_ms),
+                "lastModifiedAt": format_ms(plan.modified_ms),
+            }
+        )
+        price_order_totals(doc, currency)
+        if plan.order_state == "Complete":
+            doc["completedAt"] = doc["lastModifiedAt"]
+        return doc
+
+
+def price_order_totals(doc: dict, currency: str) -> None:
+    """Set ``totalPrice`` and ``taxedPrice`` of an order document from its line items."""
+    gross = sum(line["totalPrice"]["centAmount"] for line in doc["lineItems"])
+    tax_bp = ORDER_COUNTRIES.get(doc.get("country", ""), ("", 0))[1]
+    net = gross * 10_000 // (10_000 + tax_bp)
+    doc["totalPrice"] = money(currency, gross)
+    doc["taxedPrice"] = {
+        "totalNet": money(currency, net),
+        "totalGross": money(currency, gross),
+        "totalTax": money(currency, gross - net),
+    }
+
+
+def order_book(world: World) -> OrderBook:
+    """The world's :class:`OrderBook`, built on first use (its anchor is that moment)."""
+    book = world.__dict__.get("_order_book")
+    if book is None:
+        book = OrderBook(world)
+        world.__dict__["_order_book"] = book
+    return book
