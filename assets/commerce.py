@@ -1,12 +1,12 @@
 """Commerce platform (commercetools): catalog, inventory, channels and categories, raw and core."""
 
-from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any, Literal
 
 import dagster as dg
 
-from assets.landing import conform, json_text, land_pages, materialization, raw_table
+from assets.landing import asset_key, conformed_assets, empty_columns, json_text, land_pages, materialization, raw_table
 from resources.commerce import CommerceToolsResource
 from resources.hub import HUB_POOL, HubResource, TableSpec
 
@@ -138,10 +138,6 @@ class CommerceExtractConfig(dg.Config):
     lookback_seconds: int = 120
 
 
-def _columns(spec: TableSpec) -> dict[str, list]:
-    return {name: [] for name in spec.column_names}
-
-
 def _reference_id(value: dict[str, Any] | None) -> str | None:
     return value.get("id") if value else None
 
@@ -150,30 +146,9 @@ def _attributes(variant: dict[str, Any]) -> dict[str, Any]:
     return {a["name"]: a.get("value") for a in variant.get("attributes") or []}
 
 
-def _flattened(flatten: Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]]):
-    """Name the record and field when a source document lacks something the flatten needs."""
-
-    def guarded(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-        try:
-            return flatten(documents)
-        except (KeyError, TypeError) as exc:
-            bad = next(d for d in documents if not _flattens(flatten, d))
-            raise ValueError(f"commerce record {bad.get('id')!r} cannot be conformed: missing or bad {exc}") from None
-
-    return guarded
-
-
-def _flattens(flatten: Callable, document: dict[str, Any]) -> bool:
-    try:
-        flatten([document])
-    except (KeyError, TypeError):
-        return False
-    return True
-
-
 def flatten_products(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
     """Product projections into products, one row per variant, and one row per price."""
-    products, variants, prices = _columns(PRODUCTS), _columns(PRODUCT_VARIANTS), _columns(PRICES)
+    products, variants, prices = empty_columns(PRODUCTS), empty_columns(PRODUCT_VARIANTS), empty_columns(PRICES)
     for doc in documents:
         all_variants = [doc["masterVariant"], *(doc.get("variants") or [])]
         master_attributes = _attributes(doc["masterVariant"])
@@ -228,7 +203,7 @@ def flatten_products(documents: list[dict[str, Any]]) -> dict[str, dict[str, lis
 
 
 def flatten_inventory(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    rows = _columns(INVENTORY_ENTRIES)
+    rows = empty_columns(INVENTORY_ENTRIES)
     for doc in documents:
         for name, value in (
             ("inventory_entry_id", doc["id"]),
@@ -247,7 +222,7 @@ def flatten_inventory(documents: list[dict[str, Any]]) -> dict[str, dict[str, li
 
 
 def flatten_channels(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    rows = _columns(CHANNELS)
+    rows = empty_columns(CHANNELS)
     for doc in documents:
         longitude, latitude = ((doc.get("geoLocation") or {}).get("coordinates") or [None, None])[:2]
         for name, value in (
@@ -267,7 +242,7 @@ def flatten_channels(documents: list[dict[str, Any]]) -> dict[str, dict[str, lis
 
 
 def flatten_categories(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    rows = _columns(CATEGORIES)
+    rows = empty_columns(CATEGORIES)
     for doc in documents:
         for name, value in (
             ("category_id", doc["id"]),
@@ -284,12 +259,10 @@ def flatten_categories(documents: list[dict[str, Any]]) -> dict[str, dict[str, l
     return {CATEGORIES.name: rows}
 
 
-def _key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey(spec.name.split("."))
-
-
-def _raw_asset(endpoint: str, spec: TableSpec) -> dg.AssetsDefinition:
-    @dg.asset(key=_key(spec), group_name=GROUP, pool=HUB_POOL, kinds={"commercetools"}, description=spec.description)
+def commerce_raw_asset(endpoint: str, spec: TableSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=asset_key(spec), group_name=GROUP, pool=HUB_POOL, kinds={"commercetools"}, description=spec.description
+    )
     def landing(
         context: dg.AssetExecutionContext,
         config: CommerceExtractConfig,
@@ -310,30 +283,12 @@ def _raw_asset(endpoint: str, spec: TableSpec) -> dg.AssetsDefinition:
     return landing
 
 
-def _core_assets(
-    name: str,
-    raw: TableSpec,
-    targets: tuple[TableSpec, ...],
-    flatten: Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]],
-) -> dg.AssetsDefinition:
-    specs = [
-        dg.AssetSpec(_key(t), deps=[_key(raw)], group_name=GROUP, description=t.description, kinds={"python"})
-        for t in targets
-    ]
+_core_assets = partial(conformed_assets, system="commerce", group=GROUP)
 
-    @dg.multi_asset(name=name, specs=specs, pool=HUB_POOL)
-    def conformed(context: dg.AssetExecutionContext, hub: HubResource):
-        load = conform(hub, raw, targets, _flattened(flatten))
-        for target in targets:
-            yield materialization(hub, target, load)
-
-    return conformed
-
-
-raw_commerce_product_projections = _raw_asset("product-projections", RAW_PRODUCT_PROJECTIONS)
-raw_commerce_inventory_entries = _raw_asset("inventory", RAW_INVENTORY_ENTRIES)
-raw_commerce_channels = _raw_asset("channels", RAW_CHANNELS)
-raw_commerce_categories = _raw_asset("categories", RAW_CATEGORIES)
+raw_commerce_product_projections = commerce_raw_asset("product-projections", RAW_PRODUCT_PROJECTIONS)
+raw_commerce_inventory_entries = commerce_raw_asset("inventory", RAW_INVENTORY_ENTRIES)
+raw_commerce_channels = commerce_raw_asset("channels", RAW_CHANNELS)
+raw_commerce_categories = commerce_raw_asset("categories", RAW_CATEGORIES)
 
 core_catalog = _core_assets(
     "core_catalog", RAW_PRODUCT_PROJECTIONS, (PRODUCTS, PRODUCT_VARIANTS, PRICES), flatten_products
@@ -343,18 +298,6 @@ core_inventory_entries = _core_assets(
 )
 core_channels = _core_assets("core_channels", RAW_CHANNELS, (CHANNELS,), flatten_channels)
 core_categories = _core_assets("core_categories", RAW_CATEGORIES, (CATEGORIES,), flatten_categories)
-
-
-def incremental_run_config(lookback_seconds: int = 120) -> dict:
-    """Run config that makes every commerce raw asset read only what changed."""
-    raw_assets = (
-        raw_commerce_product_projections,
-        raw_commerce_inventory_entries,
-        raw_commerce_channels,
-        raw_commerce_categories,
-    )
-    config = {"mode": "incremental", "lookback_seconds": lookback_seconds}
-    return {"ops": {asset.node_def.name: {"config": config} for asset in raw_assets}}
 
 
 commerce_assets = [

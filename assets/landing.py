@@ -4,8 +4,6 @@ Source modules (`assets/commerce.py`, ...) say what their data is; these helpers
 sync-state bookkeeping and the materialization metadata, the same way for every system.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +16,10 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from resources.hub import HubResource, Load, TableSpec, quoted
+from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
+
+Flatten = Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]]
+"""Source documents into `{table name: {column: values}}`."""
 
 RAW_COLUMNS = (
     ("id", "text"),
@@ -54,6 +55,16 @@ def raw_table(table: str, description: str, *, versioned: bool = True) -> TableS
     return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), change_columns=("document",), description=description)
 
 
+def asset_key(spec: TableSpec) -> dg.AssetKey:
+    """A hub table's asset key: `core.products` is core/products."""
+    return dg.AssetKey(spec.name.split("."))
+
+
+def empty_columns(spec: TableSpec) -> dict[str, list]:
+    """Column lists to fill, one per declared column, for `TableSpec.to_arrow`."""
+    return {name: [] for name in spec.column_names}
+
+
 def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -65,11 +76,14 @@ def land_pages(
     pages: Iterable[Sequence[dict[str, Any]]],
     source: str,
     shape: RecordShape = COMMERCETOOLS,
+    cursor: Callable[[], str | None] | None = None,
 ) -> Load:
     """Stage every page of records, then merge them and move the watermark in one transaction.
 
     The watermark is the newest `lastModifiedAt` landed, but never later than the moment the
     export started: a record changed mid-export is then picked up by the next incremental run.
+    For feeds read by cursor, `cursor()` is asked once the pages are consumed, and what it gives
+    commits as the sync cursor together with the data.
     """
     started_at = datetime.now(UTC)
     clock, records = time.monotonic(), 0
@@ -95,6 +109,8 @@ def land_pages(
             if number % PROGRESS_EVERY_PAGES == 0:
                 rate = records / max(time.monotonic() - clock, 1e-9)
                 context.log.info(f"{spec.name}: {records:,} records staged from {number} pages ({rate:,.0f}/s)")
+        if cursor is not None:
+            load.advance(cursor=cursor())
     return load
 
 
@@ -102,7 +118,7 @@ def conform(
     hub: HubResource,
     raw: TableSpec,
     targets: Sequence[TableSpec],
-    flatten: Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]],
+    flatten: Flatten,
     batch_size: int = 5_000,
 ) -> Load:
     """Turn the raw rows landed since the last conform into core rows, in one atomic load.
@@ -134,6 +150,43 @@ def conform(
     return load
 
 
+def naming_bad_records(system: str, flatten: Flatten) -> Flatten:
+    """Name the record and field when a source document lacks something the flatten needs."""
+
+    def guarded(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+        try:
+            return flatten(documents)
+        except (KeyError, TypeError, AttributeError) as exc:
+            for document in documents:
+                try:
+                    flatten([document])
+                except (KeyError, TypeError, AttributeError):
+                    raise ValueError(
+                        f"{system} record {document.get('id')!r} cannot be conformed: missing or bad {exc}"
+                    ) from None
+            raise
+
+    return guarded
+
+
+def conformed_assets(
+    name: str, raw: TableSpec, targets: Sequence[TableSpec], flatten: Flatten, *, system: str, group: str
+) -> dg.AssetsDefinition:
+    """Core tables conformed from one raw table, all in one atomic load, each its own asset."""
+    specs = [
+        dg.AssetSpec(asset_key(t), deps=[asset_key(raw)], group_name=group, description=t.description, kinds={"python"})
+        for t in targets
+    ]
+
+    @dg.multi_asset(name=name, specs=specs, pool=HUB_POOL)
+    def conformed(context: dg.AssetExecutionContext, hub: HubResource):
+        load = conform(hub, raw, targets, naming_bad_records(system, flatten))
+        for target in targets:
+            yield materialization(hub, target, load)
+
+    return conformed
+
+
 def materialization(hub: HubResource, spec: TableSpec, load: Load, **extra: Any) -> dg.MaterializeResult:
     """What every hub asset reports: row count, column schema, a preview and what the load did."""
     result = load.results.get(spec.name)
@@ -148,7 +201,7 @@ def materialization(hub: HubResource, spec: TableSpec, load: Load, **extra: Any)
         "batch_id": load.batch_id,
         **extra,
     }
-    return dg.MaterializeResult(asset_key=dg.AssetKey(spec.name.split(".")), metadata=metadata)
+    return dg.MaterializeResult(asset_key=asset_key(spec), metadata=metadata)
 
 
 def column_schema(spec: TableSpec) -> dg.TableSchema:
@@ -172,4 +225,6 @@ def table_preview(frame: pd.DataFrame, width: int = 60) -> dg.TableMetadataValue
         return text if len(text) <= width else text[: width - 1] + "…"
 
     records = [dg.TableRecord({k: cell(v) for k, v in row.items()}) for row in frame.to_dict("records")]
+    if not records:  # an empty table still shows its columns
+        return dg.MetadataValue.table(records=[], schema=dg.TableSchema([dg.TableColumn(c) for c in frame.columns]))
     return dg.MetadataValue.table(records=records)

@@ -35,7 +35,7 @@ LARGE_VALUE_SET = 1_000
 _DATASOURCE_NAME = "hub_frames"
 _BATCH_DEFINITION_NAME = "whole_frame"
 # Scalar expectation arguments worth showing in a label; collections (value sets) never are.
-_LABEL_ARGS = ("min_value", "max_value", "strict_min", "strict_max", "regex", "mostly")
+_LABEL_ARGS = ("min_value", "max_value", "strict_min", "strict_max", "or_equal", "regex", "mostly")
 
 References = Mapping[str, Sequence[Any]]
 ExpectationFactory = Callable[[References], list[Expectation]]
@@ -265,6 +265,8 @@ def expectation_label(expectation_type: str, kwargs: Mapping[str, Any]) -> str:
         args.append(str(kwargs["column"]))
     elif "column_list" in kwargs:
         args.extend(str(c) for c in kwargs["column_list"])
+    elif "column_A" in kwargs:
+        args.extend((str(kwargs["column_A"]), str(kwargs["column_B"])))
     for name in _LABEL_ARGS:
         value = kwargs.get(name)
         if value is not None and value is not False and not (name == "mostly" and value == 1):
@@ -275,7 +277,7 @@ def expectation_label(expectation_type: str, kwargs: Mapping[str, Any]) -> str:
 
 
 def _label_of(expectation: Expectation) -> str:
-    names = ("column", "column_list", *_LABEL_ARGS)
+    names = ("column", "column_list", "column_A", "column_B", *_LABEL_ARGS)
     kwargs = {n: getattr(expectation, n) for n in names if getattr(expectation, n, None) is not None}
     return expectation_label(expectation.expectation_type, kwargs)
 

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 
 from assets.commerce import COMMERCE_CORE_TABLES, commerce_assets
-from dagster_project.definitions import defs
+from quality.checks import build_suite_checks
+from quality.commerce import COMMERCE_SUITES
 from resources.commerce import CommerceToolsResource
-from resources.hub import HubResource, TableSpec
+from resources.hub import HUB_POOL, HubResource, TableSpec
 from tests.conftest import Simulator
 
-CHECKS = list(defs.asset_checks or [])
+CHECKS = build_suite_checks(COMMERCE_SUITES, pool=HUB_POOL)
 RAW_ASSETS = [a for a in commerce_assets if all(k.path[0] == "raw" for k in a.keys)]
 
 
