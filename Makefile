@@ -20,13 +20,16 @@ $(DAGSTER_HOME)/dagster.yaml: dagster_project/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
 
-## demo: start the simulators, run the full sync into data/hub.duckdb, print rows and checks
+SEED ?= 42
+
+## demo: drop a supplier feed, start the simulators, run the syncs into data/hub.duckdb, print rows and checks
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m simulators run --port $(SIM_PORT) --products $(PRODUCTS) -- $(PY) -m dagster_project.demo
+	$(PY) -m simulators drop-files --dir data/landing/suppliers --seed $(SEED) --products $(PRODUCTS)
+	$(PY) -m simulators run --port $(SIM_PORT) --products $(PRODUCTS) --seed $(SEED) -- $(PY) -m dagster_project.demo
 
 ## ui: the simulators plus `dagster dev` (web UI on http://127.0.0.1:$(UI_PORT))
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m simulators run --port $(SIM_PORT) --products $(PRODUCTS) -- \
+	$(PY) -m simulators run --port $(SIM_PORT) --products $(PRODUCTS) --seed $(SEED) -- \
 		$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 ## test: install what is missing, lint, run the whole suite

@@ -1,23 +1,40 @@
-"""The code location: assets, checks, jobs and resources, wired once."""
+"""The code location: assets, checks, jobs, schedules, sensors and resources, wired once."""
 
 import dagster as dg
 
-from assets.commerce import COMMERCE_CORE_TABLES, commerce_assets
-from dagster_project.settings import alert_webhook_resource, commerce_resource, hub_resource
-from pipelines.jobs import full_sync_job, incremental_sync_job
+from assets.analytics import analytics_assets
+from assets.commerce import commerce_assets
+from assets.orders import orders_assets
+from assets.payments import payments_assets
+from assets.warehouse import warehouse_assets
+from dagster_project import settings
+from pipelines.jobs import analytics_daily_job, full_sync_job, incremental_sync_job
 from pipelines.schedules import schedules
 from pipelines.sensors.failures import build_failure_alert_sensor
+from quality.analytics import ANALYTICS_SUITES
 from quality.checks import build_suite_checks
 from quality.commerce import COMMERCE_SUITES
+from quality.orders import ORDERS_SUITES
+from quality.payments import PAYMENTS_SUITES
+from quality.warehouse import WAREHOUSE_SUITES
 from resources.hub import HUB_POOL
 
+all_assets = [*commerce_assets, *orders_assets, *payments_assets, *warehouse_assets, *analytics_assets]
+suites = [*COMMERCE_SUITES, *ORDERS_SUITES, *PAYMENTS_SUITES, *WAREHOUSE_SUITES, *ANALYTICS_SUITES]
+
 defs = dg.Definitions(
-    assets=commerce_assets,
-    asset_checks=build_suite_checks(
-        COMMERCE_SUITES, {t.name: dg.AssetKey(t.name.split(".")) for t in COMMERCE_CORE_TABLES}, pool=HUB_POOL
-    ),
-    jobs=[full_sync_job, incremental_sync_job],
+    assets=all_assets,
+    asset_checks=build_suite_checks(suites, pool=HUB_POOL),
+    jobs=[full_sync_job, incremental_sync_job, analytics_daily_job],
     schedules=schedules,
-    sensors=[build_failure_alert_sensor(commerce_assets)],
-    resources={"hub": hub_resource(), "commerce": commerce_resource(), "alert_webhook": alert_webhook_resource()},
+    sensors=[build_failure_alert_sensor(all_assets)],
+    resources={
+        "hub": settings.hub_resource(),
+        "commerce": settings.commerce_resource(),
+        "payments": settings.payments_resource(),
+        "warehouse": settings.warehouse_resource(),
+        "analytics": settings.analytics_resource(),
+        "pii": settings.pii_resource(),
+        "alert_webhook": settings.alert_webhook_resource(),
+    },
 )

@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from pipelines.jobs import full_sync_job, incremental_sync_job
+from pipelines.jobs import analytics_daily_job, full_sync_job, incremental_sync_job
 
 SYNC_TIMEZONE = os.environ.get("SYNC_TIMEZONE", "UTC")
 
@@ -14,7 +14,7 @@ nightly_full_sync = dg.ScheduleDefinition(
     cron_schedule="0 2 * * *",
     execution_timezone=SYNC_TIMEZONE,
     tags={"sync": "full"},
-    description="Full sync of every source at 02:00.",
+    description="Full sync of commerce, payments and warehouse at 02:00.",
 )
 
 incremental_sync_every_15_minutes = dg.ScheduleDefinition(
@@ -26,4 +26,7 @@ incremental_sync_every_15_minutes = dg.ScheduleDefinition(
     description="Changes since the committed watermarks, every 15 minutes.",
 )
 
-schedules = [nightly_full_sync, incremental_sync_every_15_minutes]
+# One run per analytics day, requested shortly after the day closes (partitions are UTC days).
+analytics_daily = dg.build_schedule_from_partitioned_job(analytics_daily_job, hour_of_day=1, minute_of_hour=30)
+
+schedules = [nightly_full_sync, incremental_sync_every_15_minutes, analytics_daily]

@@ -18,8 +18,13 @@ import pytest
 import requests
 import sqlalchemy.engine
 
+from resources.alerts import AlertWebhookResource
+from resources.analytics import AnalyticsResource
 from resources.commerce import CommerceToolsResource
 from resources.hub import HubResource
+from resources.payments import StripeResource
+from resources.pii import PiiHashResource
+from resources.warehouse import WarehouseResource
 
 PROJECT_KEY = "beauty-hub"
 CLIENT_ID = "test-client"
@@ -121,20 +126,27 @@ def hub(hub_path: Path) -> HubResource:
 
 
 @contextmanager
-def postgres_hub() -> Iterator[HubResource]:
-    """A hub in a Postgres database of its own, dropped afterwards; skips without HUB_TEST_POSTGRES_URL."""
+def postgres_database() -> Iterator[str]:
+    """The URL of a Postgres database of its own, dropped afterwards; skips without HUB_TEST_POSTGRES_URL."""
     if not POSTGRES_URL:
-        pytest.skip("HUB_TEST_POSTGRES_URL is not set, so the Postgres hub variant is skipped")
+        pytest.skip("HUB_TEST_POSTGRES_URL is not set, so the Postgres variant is skipped")
     server = sqlalchemy.engine.make_url(POSTGRES_URL)
     database = f"hub_test_{uuid.uuid4().hex[:12]}"
     admin = dict(host=server.host, port=server.port or 5432, user=server.username, dbname=server.database)
     with psycopg.connect(**admin, password=server.password, autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{database}"')
     try:
-        yield HubResource(url=server.set(database=database).render_as_string(hide_password=False))
+        yield server.set(database=database).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(**admin, password=server.password, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@contextmanager
+def postgres_hub() -> Iterator[HubResource]:
+    """A hub in a Postgres database of its own."""
+    with postgres_database() as url:
+        yield HubResource(url=url)
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -145,3 +157,21 @@ def each_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubReso
     else:
         with postgres_hub() as hub:
             yield hub
+
+
+def every_resource(simulator: Simulator, hub: HubResource, landing_dir: Path) -> dict:
+    """Every resource the definitions need, pointed at the test simulator, with quick retries."""
+    quick = {"backoff_initial_s": 0.01, "backoff_max_s": 0.5}
+    return {
+        "hub": hub,
+        "commerce": commerce_resource(simulator),
+        "payments": StripeResource(api_url=f"{simulator.url}/payments", api_key="sk_test_hub", **quick),
+        "warehouse": WarehouseResource(
+            api_url=f"{simulator.url}/warehouse", api_key="wh_test_hub", landing_dir=str(landing_dir), **quick
+        ),
+        "analytics": AnalyticsResource(
+            api_url=f"{simulator.url}/analytics/v1", property_id="123456789", api_key="an_test_hub", **quick
+        ),
+        "pii": PiiHashResource(salt="test-salt-0123456789"),
+        "alert_webhook": AlertWebhookResource(),
+    }

@@ -6,33 +6,86 @@ import sys
 
 from dagster_project.definitions import defs
 
-ASSET_KEYS = {
-    "raw/commerce_product_projections",
-    "raw/commerce_inventory_entries",
-    "raw/commerce_channels",
-    "raw/commerce_categories",
-    "core/products",
-    "core/product_variants",
-    "core/prices",
-    "core/inventory_entries",
-    "core/channels",
-    "core/categories",
+ASSETS_BY_GROUP = {
+    "analytics": {
+        "core/product_daily_metrics",
+        "raw/analytics_report_rows",
+    },
+    "commerce": {
+        "core/categories",
+        "core/channels",
+        "core/customers",
+        "core/inventory_entries",
+        "core/order_lines",
+        "core/orders",
+        "core/prices",
+        "core/product_variants",
+        "core/products",
+        "raw/commerce_categories",
+        "raw/commerce_channels",
+        "raw/commerce_customers",
+        "raw/commerce_inventory_entries",
+        "raw/commerce_orders",
+        "raw/commerce_product_projections",
+    },
+    "payments": {
+        "core/balance_transactions",
+        "core/disputes",
+        "core/payments",
+        "core/refunds",
+        "raw/payments_balance_transactions",
+        "raw/payments_charges",
+        "raw/payments_disputes",
+        "raw/payments_events",
+        "raw/payments_payment_intents",
+        "raw/payments_refunds",
+    },
+    "warehouse": {
+        "core/purchase_order_lines",
+        "core/purchase_orders",
+        "core/stock_levels",
+        "core/stock_movements",
+        "core/supplier_offers",
+        "core/suppliers",
+        "core/warehouses",
+        "raw/warehouse_purchase_orders",
+        "raw/warehouse_stock_levels",
+        "raw/warehouse_stock_movements",
+        "raw/warehouse_suppliers",
+        "raw/warehouse_warehouses",
+    },
 }
 CHECKS = {
-    ("core/products", "products_suite"),
-    ("core/product_variants", "product_variants_suite"),
-    ("core/prices", "prices_suite"),
-    ("core/inventory_entries", "inventory_entries_suite"),
-    ("core/channels", "channels_suite"),
+    ("core/balance_transactions", "balance_transactions_suite"),
     ("core/categories", "categories_suite"),
+    ("core/channels", "channels_suite"),
+    ("core/customers", "customers_suite"),
+    ("core/disputes", "disputes_suite"),
+    ("core/inventory_entries", "inventory_entries_suite"),
+    ("core/order_lines", "order_lines_suite"),
+    ("core/orders", "orders_suite"),
+    ("core/payments", "payments_suite"),
+    ("core/prices", "prices_suite"),
+    ("core/product_daily_metrics", "product_daily_metrics_suite"),
+    ("core/product_variants", "product_variants_suite"),
+    ("core/products", "products_suite"),
+    ("core/purchase_order_lines", "purchase_order_lines_suite"),
+    ("core/purchase_orders", "purchase_orders_suite"),
+    ("core/refunds", "refunds_suite"),
+    ("core/stock_levels", "stock_levels_suite"),
+    ("core/stock_movements", "stock_movements_suite"),
+    ("core/supplier_offers", "supplier_offers_suite"),
+    ("core/suppliers", "suppliers_suite"),
+    ("core/warehouses", "warehouses_suite"),
 }
 
 
 def test_asset_keys_and_groups():
     graph = defs.resolve_asset_graph()
-    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == ASSET_KEYS
-    assert {graph.get(key).group_name for key in graph.get_all_asset_keys()} == {"commerce"}
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    assert groups == ASSETS_BY_GROUP
 
 
 def test_asset_checks_are_blocking():
@@ -44,9 +97,14 @@ def test_asset_checks_are_blocking():
 
 
 def test_jobs_and_resources():
-    assert {job.name for job in defs.jobs} == {"full_sync_job", "incremental_sync_job"}
-    assert set(defs.resources) == {"hub", "commerce", "alert_webhook"}
+    assert {job.name for job in defs.jobs} == {"full_sync_job", "incremental_sync_job", "analytics_daily_job"}
+    assert set(defs.resources) == {"hub", "commerce", "payments", "warehouse", "analytics", "pii", "alert_webhook"}
     assert {sensor.name for sensor in defs.sensors} == {"failure_alerts"}
+    assert {schedule.name for schedule in defs.schedules} == {
+        "nightly_full_sync",
+        "incremental_sync_every_15_minutes",
+        "analytics_daily_job_schedule",
+    }
     assert defs.resolve_job_def("full_sync_job")
 
 

@@ -8,7 +8,7 @@ from dagster_project.definitions import defs
 from pipelines.jobs import full_sync_job, incremental_sync_job
 from pipelines.schedules import incremental_sync_every_15_minutes, nightly_full_sync
 from resources.hub import HubResource
-from tests.conftest import Simulator
+from tests.conftest import Simulator, every_resource
 
 
 def requests_at(schedule: dg.ScheduleDefinition, when: datetime) -> list[dg.RunRequest]:
@@ -30,27 +30,26 @@ def test_the_incremental_sync_runs_every_quarter_hour():
     assert incremental_sync_every_15_minutes.job_name == "incremental_sync_job"
 
 
-def test_the_incremental_job_lands_only_what_changed(simulator: Simulator, hub: HubResource, commerce):
+def test_the_incremental_job_lands_only_what_changed(simulator: Simulator, hub: HubResource, tmp_path):
     local = dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=[full_sync_job, incremental_sync_job],
-        resources={"hub": hub, "commerce": commerce},
+        resources=every_resource(simulator, hub, tmp_path),
     )
     with dg.instance_for_test() as instance:
         assert local.resolve_job_def("full_sync_job").execute_in_process(instance=instance).success
-        churned = simulator.admin("POST", "churn", products=7, inventory=11)
+        churned = simulator.admin("POST", "churn", products=7, inventory=11, orders=5)
         result = local.resolve_job_def("incremental_sync_job").execute_in_process(instance=instance)
     assert result.success
-    changed = {
-        e.asset_key.to_user_string(): e.materialization.metadata["rows_changed"].value
-        for e in result.get_asset_materialization_events()
+    reported = {
+        e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
     }
+    changed = {key: metadata["rows_changed"].value for key, metadata in reported.items()}
     assert changed["raw/commerce_product_projections"] == len(churned["products"]) == 7
     assert changed["raw/commerce_inventory_entries"] == len(churned["inventory"]) == 11
-    modes = {
-        e.asset_key.to_user_string(): e.materialization.metadata["mode"].value
-        for e in result.get_asset_materialization_events()
-        if "mode" in e.materialization.metadata
-    }
-    assert set(modes.values()) == {"incremental"} and len(modes) == 4
+    assert changed["raw/commerce_orders"] == len(churned["orders_created"]) + len(churned["orders_updated"])
+    assert changed["raw/commerce_channels"] == changed["raw/commerce_categories"] == 0
+    modes = {key: metadata["mode"].value for key, metadata in reported.items() if "mode" in metadata}
+    assert set(modes.values()) == {"incremental"}
+    assert {name for name in modes} >= {"raw/commerce_product_projections", "raw/payments_charges"}
