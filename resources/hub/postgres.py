@@ -169,6 +169,12 @@ class _PostgresStage(Stage):
         spec, target = self.spec, quoted(self.spec.name)
         columns = ", ".join(f'"{c}"' for c, _ in spec.all_columns)
         select = ", ".join(f'"{c}"' for c in spec.column_names)
+        if spec.merge == "replace":
+            self.con.execute(f"DELETE FROM {target}")
+            changed = self.con.execute(
+                f'INSERT INTO {target} ({columns}) SELECT {select}, %s, %s FROM "{self.name}"', [batch_id, loaded_at]
+            )
+            return MergeResult(spec.name, self.rows, changed.rowcount)
         if spec.merge == "replace_children":
             parent = f'"{spec.parent_key}"'
             parents = f'SELECT {parent} FROM "{self.name}"'

@@ -186,3 +186,15 @@ def test_an_unknown_postgres_role_fails_without_echoing_the_password():
     with pytest.raises(HubError, match='role "no_such_role" does not exist') as failure:
         HubResource(url=url).sync_state("x")
     assert "s3cret-pw" not in str(failure.value)
+
+
+def test_a_replace_table_is_swapped_whole(hub: HubResource):
+    board = TableSpec("serving.v1_board", (("item", "text"), ("rank", "int")), ("item",), merge="replace")
+
+    def publish(*rows: tuple[str, int]) -> None:
+        with hub.load("board") as load:
+            load.stage(board).append(board.to_arrow({"item": [r[0] for r in rows], "rank": [r[1] for r in rows]}))
+
+    publish(("a", 1), ("b", 2))
+    publish(("c", 1))
+    assert hub.read_frame("SELECT item, rank FROM serving.v1_board").values.tolist() == [["c", 1]]
