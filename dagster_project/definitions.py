@@ -2,30 +2,53 @@
 
 import dagster as dg
 
+from assets.aggregation import aggregation_assets
 from assets.analytics import analytics_assets
 from assets.commerce import commerce_assets
+from assets.finance import finance_assets
+from assets.forecasting import forecasting_assets
+from assets.inventory import inventory_assets
 from assets.orders import orders_assets
 from assets.payments import payments_assets
+from assets.sourcing import sourcing_assets
 from assets.warehouse import warehouse_assets
 from dagster_project import settings
-from pipelines.jobs import analytics_daily_job, full_sync_job, incremental_sync_job
+from pipelines.jobs import analytics_daily_job, full_sync_job, incremental_sync_job, serving_job
 from pipelines.schedules import schedules
 from pipelines.sensors.failures import build_failure_alert_sensor
+from quality.aggregation import AGGREGATION_SUITES
 from quality.analytics import ANALYTICS_SUITES
 from quality.checks import build_suite_checks
 from quality.commerce import COMMERCE_SUITES
+from quality.finance import FINANCE_SUITES
+from quality.forecasting import FORECASTING_SUITES
+from quality.inventory import INVENTORY_SUITES
 from quality.orders import ORDERS_SUITES
 from quality.payments import PAYMENTS_SUITES
+from quality.sourcing import SOURCING_CHECKS, SOURCING_SUITES
 from quality.warehouse import WAREHOUSE_SUITES
 from resources.hub import HUB_POOL
 
-all_assets = [*commerce_assets, *orders_assets, *payments_assets, *warehouse_assets, *analytics_assets]
-suites = [*COMMERCE_SUITES, *ORDERS_SUITES, *PAYMENTS_SUITES, *WAREHOUSE_SUITES, *ANALYTICS_SUITES]
+source_assets = [*commerce_assets, *orders_assets, *payments_assets, *warehouse_assets, *analytics_assets]
+serving_assets = [*inventory_assets, *sourcing_assets, *aggregation_assets, *finance_assets, *forecasting_assets]
+all_assets = [*source_assets, *serving_assets]
+suites = [
+    *COMMERCE_SUITES,
+    *ORDERS_SUITES,
+    *PAYMENTS_SUITES,
+    *WAREHOUSE_SUITES,
+    *ANALYTICS_SUITES,
+    *INVENTORY_SUITES,
+    *SOURCING_SUITES,
+    *AGGREGATION_SUITES,
+    *FINANCE_SUITES,
+    *FORECASTING_SUITES,
+]
 
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=build_suite_checks(suites, pool=HUB_POOL),
-    jobs=[full_sync_job, incremental_sync_job, analytics_daily_job],
+    asset_checks=[*build_suite_checks(suites, pool=HUB_POOL), *SOURCING_CHECKS],
+    jobs=[full_sync_job, incremental_sync_job, analytics_daily_job, serving_job],
     schedules=schedules,
     sensors=[build_failure_alert_sensor(all_assets)],
     resources={
@@ -35,6 +58,7 @@ defs = dg.Definitions(
         "warehouse": settings.warehouse_resource(),
         "analytics": settings.analytics_resource(),
         "pii": settings.pii_resource(),
+        "rules": settings.rules_resource(),
         "alert_webhook": settings.alert_webhook_resource(),
     },
 )

@@ -26,7 +26,7 @@ def hub_table_counts(hub: HubResource) -> list[tuple[str, int]]:
 
 
 def run_syncs(console: Console, instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
-    """The full sync, then the last few closed days of analytics (a partitioned job runs per day)."""
+    """The full sync, the last few closed days of analytics (one run per day), then the serving models again."""
     full = defs.resolve_job_def("full_sync_job")
     console.print(f"[bold]Running {full.name}[/bold]")
     results = [full.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)]
@@ -36,6 +36,9 @@ def run_syncs(console: Console, instance: dg.DagsterInstance) -> list[dg.Execute
         results.append(
             analytics.execute_in_process(instance=instance, partition_key=day, run_config=QUIET, raise_on_error=False)
         )
+    serving = defs.resolve_job_def("serving_job")
+    console.print(f"[bold]Running {serving.name}[/bold] (now with the analytics days)")
+    results.append(serving.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False))
     return results
 
 

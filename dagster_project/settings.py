@@ -15,6 +15,7 @@ from resources.commerce import CommerceToolsResource
 from resources.hub import HubResource
 from resources.payments import StripeResource
 from resources.pii import PiiHashResource
+from resources.rules import RulesResource
 from resources.warehouse import WarehouseResource
 
 SIMULATOR_URL = "http://127.0.0.1:8900"
@@ -31,6 +32,7 @@ EMBEDDED = {
     "ANALYTICS_API_URL": f"{SIMULATOR_URL}/analytics/v1",
     "ANALYTICS_PROPERTY_ID": "123456789",
     "ALERT_WEBHOOK_URL": "",
+    "RULES_FILE": "dagster_project/rules.yaml",
 }
 # The simulators' demo credentials; each is used only while its system's URL is left at the simulator.
 SIMULATOR_SECRETS = {
@@ -98,3 +100,7 @@ def pii_resource() -> PiiHashResource:
 
 def alert_webhook_resource() -> AlertWebhookResource:
     return AlertWebhookResource(url=setting("ALERT_WEBHOOK_URL"))
+
+
+def rules_resource() -> RulesResource:
+    return RulesResource(path=setting("RULES_FILE"))

@@ -34,16 +34,17 @@ INCREMENTAL_EXTRACTS = (
 )
 
 BATCH_SOURCES = dg.AssetSelection.groups("commerce", "payments", "warehouse")
+SERVING = dg.AssetSelection.groups("serving")
 
 full_sync_job = dg.define_asset_job(
     "full_sync_job",
-    selection=BATCH_SOURCES,
-    description="Commerce, payments and warehouse in full: extract, land raw, conform core, run the checks.",
+    selection=BATCH_SOURCES | SERVING,
+    description="Commerce, payments and warehouse in full, then the serving read models; every check on the way.",
 )
 
 incremental_sync_job = dg.define_asset_job(
     "incremental_sync_job",
-    selection=BATCH_SOURCES,
+    selection=BATCH_SOURCES | SERVING,
     config={"ops": {asset.node_def.name: {"config": {"mode": "incremental"}} for asset in INCREMENTAL_EXTRACTS}},
     description="Only what changed since each committed watermark (with a lookback), then conform and check.",
 )
@@ -52,4 +53,10 @@ analytics_daily_job = dg.define_asset_job(
     "analytics_daily_job",
     selection=dg.AssetSelection.groups("analytics"),
     description="One day of product analytics per partition.",
+)
+
+serving_job = dg.define_asset_job(
+    "serving_job",
+    selection=SERVING,
+    description="Rebuild the serving read models (and reconciliations) from what core holds now.",
 )

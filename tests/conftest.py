@@ -24,6 +24,7 @@ from resources.commerce import CommerceToolsResource
 from resources.hub import HubResource
 from resources.payments import StripeResource
 from resources.pii import PiiHashResource
+from resources.rules import RulesResource
 from resources.warehouse import WarehouseResource
 
 PROJECT_KEY = "beauty-hub"
@@ -31,6 +32,7 @@ CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret-7f3a"
 DEFAULT_PRODUCTS = 300
 DEFAULT_SEED = 7
+RULES_FILE = Path(__file__).parent.parent / "dagster_project" / "rules.yaml"
 # Set by .ci/run. When set, the Postgres variants must run (and fail loudly if the server is down).
 POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
 
@@ -173,5 +175,6 @@ def every_resource(simulator: Simulator, hub: HubResource, landing_dir: Path) ->
             api_url=f"{simulator.url}/analytics/v1", property_id="123456789", api_key="an_test_hub", **quick
         ),
         "pii": PiiHashResource(salt="test-salt-0123456789"),
+        "rules": RulesResource(path=str(RULES_FILE)),
         "alert_webhook": AlertWebhookResource(),
     }

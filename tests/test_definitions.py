@@ -40,6 +40,16 @@ ASSETS_BY_GROUP = {
         "raw/payments_payment_intents",
         "raw/payments_refunds",
     },
+    "serving": {
+        "core/inventory_positions",
+        "quality/inventory_conflicts",
+        "serving/v1_demand_forecast",
+        "serving/v1_inventory_availability",
+        "serving/v1_payment_reconciliation",
+        "serving/v1_product_experience",
+        "serving/v1_replenishment_suggestions",
+        "serving/v1_sourcing_options",
+    },
     "warehouse": {
         "core/purchase_order_lines",
         "core/purchase_orders",
@@ -62,6 +72,7 @@ CHECKS = {
     ("core/customers", "customers_suite"),
     ("core/disputes", "disputes_suite"),
     ("core/inventory_entries", "inventory_entries_suite"),
+    ("core/inventory_positions", "inventory_positions_suite"),
     ("core/order_lines", "order_lines_suite"),
     ("core/orders", "orders_suite"),
     ("core/payments", "payments_suite"),
@@ -77,6 +88,14 @@ CHECKS = {
     ("core/supplier_offers", "supplier_offers_suite"),
     ("core/suppliers", "suppliers_suite"),
     ("core/warehouses", "warehouses_suite"),
+    ("quality/inventory_conflicts", "inventory_conflicts_suite"),
+    ("serving/v1_demand_forecast", "demand_forecast_suite"),
+    ("serving/v1_inventory_availability", "inventory_availability_suite"),
+    ("serving/v1_payment_reconciliation", "payment_reconciliation_suite"),
+    ("serving/v1_product_experience", "product_experience_suite"),
+    ("serving/v1_replenishment_suggestions", "replenishment_suggestions_suite"),
+    ("serving/v1_sourcing_options", "sourcing_options_suite"),
+    ("serving/v1_sourcing_options", "sourcing_ranks_dense"),
 }
 
 
@@ -97,8 +116,22 @@ def test_asset_checks_are_blocking():
 
 
 def test_jobs_and_resources():
-    assert {job.name for job in defs.jobs} == {"full_sync_job", "incremental_sync_job", "analytics_daily_job"}
-    assert set(defs.resources) == {"hub", "commerce", "payments", "warehouse", "analytics", "pii", "alert_webhook"}
+    assert {job.name for job in defs.jobs} == {
+        "full_sync_job",
+        "incremental_sync_job",
+        "analytics_daily_job",
+        "serving_job",
+    }
+    assert set(defs.resources) == {
+        "hub",
+        "commerce",
+        "payments",
+        "warehouse",
+        "analytics",
+        "pii",
+        "rules",
+        "alert_webhook",
+    }
     assert {sensor.name for sensor in defs.sensors} == {"failure_alerts"}
     assert {schedule.name for schedule in defs.schedules} == {
         "nightly_full_sync",

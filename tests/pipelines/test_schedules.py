@@ -53,3 +53,13 @@ def test_the_incremental_job_lands_only_what_changed(simulator: Simulator, hub: 
     modes = {key: metadata["mode"].value for key, metadata in reported.items() if "mode" in metadata}
     assert set(modes.values()) == {"incremental"}
     assert {name for name in modes} >= {"raw/commerce_product_projections", "raw/payments_charges"}
+    serving = {key for key in reported if key.startswith("serving/")}
+    assert serving == {
+        "serving/v1_inventory_availability",
+        "serving/v1_sourcing_options",
+        "serving/v1_product_experience",
+        "serving/v1_payment_reconciliation",
+        "serving/v1_demand_forecast",
+        "serving/v1_replenishment_suggestions",
+    }
+    assert all(e.passed for e in result.get_asset_check_evaluations())
