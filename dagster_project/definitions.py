@@ -13,9 +13,11 @@ from assets.payments import payments_assets
 from assets.sourcing import sourcing_assets
 from assets.warehouse import warehouse_assets
 from dagster_project import settings
+from pipelines.freshness import with_freshness
 from pipelines.jobs import analytics_daily_job, full_sync_job, incremental_sync_job, serving_job
 from pipelines.schedules import schedules
 from pipelines.sensors.failures import build_failure_alert_sensor
+from pipelines.sensors.supplier_files import supplier_file_job, supplier_file_sensor
 from quality.aggregation import AGGREGATION_SUITES
 from quality.analytics import ANALYTICS_SUITES
 from quality.checks import build_suite_checks
@@ -46,11 +48,11 @@ suites = [
 ]
 
 defs = dg.Definitions(
-    assets=all_assets,
+    assets=with_freshness(all_assets),
     asset_checks=[*build_suite_checks(suites, pool=HUB_POOL), *SOURCING_CHECKS],
-    jobs=[full_sync_job, incremental_sync_job, analytics_daily_job, serving_job],
+    jobs=[full_sync_job, incremental_sync_job, analytics_daily_job, serving_job, supplier_file_job],
     schedules=schedules,
-    sensors=[build_failure_alert_sensor(all_assets)],
+    sensors=[build_failure_alert_sensor(all_assets), supplier_file_sensor],
     resources={
         "hub": settings.hub_resource(),
         "commerce": settings.commerce_resource(),

@@ -121,6 +121,7 @@ def test_jobs_and_resources():
         "incremental_sync_job",
         "analytics_daily_job",
         "serving_job",
+        "supplier_file_job",
     }
     assert set(defs.resources) == {
         "hub",
@@ -132,7 +133,7 @@ def test_jobs_and_resources():
         "rules",
         "alert_webhook",
     }
-    assert {sensor.name for sensor in defs.sensors} == {"failure_alerts"}
+    assert {sensor.name for sensor in defs.sensors} == {"failure_alerts", "supplier_file_sensor"}
     assert {schedule.name for schedule in defs.schedules} == {
         "nightly_full_sync",
         "incremental_sync_every_15_minutes",
