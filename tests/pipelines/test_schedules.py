@@ -30,7 +30,9 @@ def test_the_incremental_sync_runs_every_quarter_hour():
     assert incremental_sync_every_15_minutes.job_name == "incremental_sync_job"
 
 
-def test_the_incremental_job_lands_only_what_changed(simulator: Simulator, hub: HubResource, tmp_path):
+def test_the_incremental_job_lands_only_what_changed(simulator: Simulator, each_hub: HubResource, tmp_path):
+    """The whole graph but analytics (sources, then serving) in full, then incremental, on each backend."""
+    hub = each_hub
     local = dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
