@@ -16,7 +16,7 @@ from pydantic import Field
 
 from assets.analytics import PRODUCT_DAILY_METRICS
 from assets.commerce import CHANNELS, INVENTORY_ENTRIES, PRICES, PRODUCT_VARIANTS, PRODUCTS
-from assets.landing import asset_key, json_text, materialization
+from assets.landing import asset_key, json_text, materialization, read_table
 from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.rules import RulesResource
 
@@ -178,13 +178,6 @@ def product_experience_rows(
     return columns
 
 
-def _read(hub: HubResource, spec: TableSpec, sql: str, params: list | None = None) -> pd.DataFrame:
-    """`sql` over `spec`'s table, or an empty frame when that table was never loaded."""
-    if not hub.backend.table_exists(spec.name):
-        return pd.DataFrame(columns=spec.column_names)
-    return hub.read_frame(sql, params)
-
-
 @dg.asset(
     key=asset_key(PRODUCT_EXPERIENCE),
     deps=[
@@ -200,10 +193,12 @@ def serving_product_experience(
 ) -> dg.MaterializeResult:
     """Rebuild the product experience read model from core."""
     settings = rules.section("aggregation", AggregationRules)
-    products = _read(hub, PRODUCTS, "SELECT product_id, product_key, name, published FROM core.products")
-    variants = _read(hub, PRODUCT_VARIANTS, "SELECT product_id, sku FROM core.product_variants")
-    prices = _read(hub, PRICES, "SELECT product_id, currency, cent_amount, valid_from, valid_until FROM core.prices")
-    stock = _read(
+    products = read_table(hub, PRODUCTS, "SELECT product_id, product_key, name, published FROM core.products")
+    variants = read_table(hub, PRODUCT_VARIANTS, "SELECT product_id, sku FROM core.product_variants")
+    prices = read_table(
+        hub, PRICES, "SELECT product_id, currency, cent_amount, valid_from, valid_until FROM core.prices"
+    )
+    stock = read_table(
         hub,
         INVENTORY_ENTRIES,
         "SELECT v.product_id, e.available_quantity, c.country FROM core.inventory_entries e"

@@ -18,7 +18,7 @@ import pandas as pd
 import pydantic
 from pydantic import Field
 
-from assets.landing import asset_key, materialization
+from assets.landing import asset_key, materialization, read_table
 from assets.orders import ORDERS
 from assets.payments import DISPUTES, PAYMENTS, REFUNDS
 from resources.hub import HUB_POOL, HubResource, TableSpec
@@ -189,13 +189,6 @@ def reconcile(
     return columns
 
 
-def _read(hub: HubResource, spec: TableSpec, sql: str) -> pd.DataFrame:
-    """`sql` over `spec`'s table, or an empty frame when that table was never loaded."""
-    if not hub.backend.table_exists(spec.name):
-        return pd.DataFrame(columns=spec.column_names)
-    return hub.read_frame(sql)
-
-
 @dg.asset(
     key=asset_key(PAYMENT_RECONCILIATION),
     deps=[asset_key(s) for s in (ORDERS, PAYMENTS, REFUNDS, DISPUTES)],
@@ -209,16 +202,18 @@ def serving_payment_reconciliation(
 ) -> dg.MaterializeResult:
     """Rebuild the payment reconciliation read model from core."""
     settings = rules.section("finance", FinanceRules)
-    orders = _read(
+    orders = read_table(
         hub, ORDERS, "SELECT order_id, order_number, payment_state, currency, total_cent_amount FROM core.orders"
     )
-    payments = _read(
+    payments = read_table(
         hub,
         PAYMENTS,
         "SELECT payment_id, order_id, amount_captured, currency, status, risk_level, disputed FROM core.payments",
     )
-    refunds = _read(hub, REFUNDS, "SELECT refund_id, payment_id, order_id, amount, currency, status FROM core.refunds")
-    disputes = _read(hub, DISPUTES, "SELECT dispute_id, payment_id, amount FROM core.disputes")
+    refunds = read_table(
+        hub, REFUNDS, "SELECT refund_id, payment_id, order_id, amount, currency, status FROM core.refunds"
+    )
+    disputes = read_table(hub, DISPUTES, "SELECT dispute_id, payment_id, amount FROM core.disputes")
     columns = reconcile(orders, payments, refunds, disputes, settings)
     with hub.load(PAYMENT_RECONCILIATION.name) as load:
         load.stage(PAYMENT_RECONCILIATION).append(PAYMENT_RECONCILIATION.to_arrow(columns))

@@ -65,6 +65,13 @@ def empty_columns(spec: TableSpec) -> dict[str, list]:
     return {name: [] for name in spec.column_names}
 
 
+def read_table(hub: HubResource, spec: TableSpec, sql: str, params: list | None = None) -> pd.DataFrame:
+    """`sql` over `spec`'s table, or an empty frame when that table was never loaded."""
+    if not hub.backend.table_exists(spec.name):
+        return pd.DataFrame(columns=spec.column_names)
+    return hub.read_frame(sql, params)
+
+
 def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 

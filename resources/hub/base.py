@@ -103,8 +103,14 @@ class Hub(ABC):
     @abstractmethod
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any: ...
 
-    @abstractmethod
-    def table_exists(self, name: str) -> bool: ...
+    def table_exists(self, name: str) -> bool:
+        schema, table = name.split(".")
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [schema, table],
+            )
+        )
 
     def row_count(self, spec: TableSpec) -> int:
         return int(self.scalar(f"SELECT count(*) FROM {quoted(spec.name)}")) if self.table_exists(spec.name) else 0
@@ -124,6 +130,15 @@ class Hub(ABC):
             batch_id=None if pd.isna(row["batch_id"]) else int(row["batch_id"]),
             updated_at=None if pd.isna(row["updated_at"]) else row["updated_at"].to_pydatetime(),
         )
+
+
+# Moves a sync forward inside the load's transaction; a value left out keeps the committed one.
+SYNC_STATE_UPSERT = """INSERT INTO ops.sync_state (sync_key, watermark, cursor, batch_id, updated_at)
+    VALUES ({0}, {0}, {0}, {0}, {0})
+    ON CONFLICT (sync_key) DO UPDATE SET
+      watermark = coalesce(excluded.watermark, ops.sync_state.watermark),
+      cursor = coalesce(excluded.cursor, ops.sync_state.cursor),
+      batch_id = excluded.batch_id, updated_at = excluded.updated_at"""
 
 
 def quoted(name: str) -> str:

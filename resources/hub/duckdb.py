@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from resources.hub.base import Hub, HubError, Load, MergeResult, Stage, quoted
+from resources.hub.base import SYNC_STATE_UPSERT, Hub, HubError, Load, MergeResult, Stage, quoted
 from resources.hub.tables import SCHEMAS, TableSpec, check_identifier
 
 SQL_TYPES = {
@@ -98,15 +98,6 @@ class DuckDBHub(Hub):
         with self.connect() as con:
             row = con.execute(sql, params or []).fetchone()
             return row[0] if row else None
-
-    def table_exists(self, name: str) -> bool:
-        schema, table = name.split(".")
-        return bool(
-            self.scalar(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [schema, table],
-            )
-        )
 
 
 class _DuckDBStage(Stage):
@@ -199,12 +190,7 @@ def _commit(con: duckdb.DuckDBPyConnection, load: Load) -> None:
             [batch_id, load.sync_key, loaded_at, json.dumps(summary)],
         )
         con.execute(
-            """INSERT INTO ops.sync_state (sync_key, watermark, cursor, batch_id, updated_at)
-               VALUES (?, ?, ?, ?, ?)
-               ON CONFLICT (sync_key) DO UPDATE SET
-                 watermark = coalesce(excluded.watermark, ops.sync_state.watermark),
-                 cursor = coalesce(excluded.cursor, ops.sync_state.cursor),
-                 batch_id = excluded.batch_id, updated_at = excluded.updated_at""",
+            SYNC_STATE_UPSERT.format("?"),
             [load.sync_key, load.watermark, load.cursor, batch_id, loaded_at],
         )
         con.execute("COMMIT")

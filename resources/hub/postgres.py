@@ -14,7 +14,7 @@ import pyarrow as pa
 from psycopg import sql as pgsql
 from psycopg.types.json import set_json_loads
 
-from resources.hub.base import Hub, HubError, Load, MergeResult, Stage, quoted
+from resources.hub.base import SYNC_STATE_UPSERT, Hub, HubError, Load, MergeResult, Stage, quoted
 from resources.hub.tables import SCHEMAS, TableSpec, check_identifier
 
 SQL_TYPES = {
@@ -119,15 +119,6 @@ class PostgresHub(Hub):
             row = con.execute(_portable(sql), params or None).fetchone()
             return row[0] if row else None
 
-    def table_exists(self, name: str) -> bool:
-        schema, table = name.split(".")
-        return bool(
-            self.scalar(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [schema, table],
-            )
-        )
-
 
 class _PostgresStage(Stage):
     """A temp table on the load's connection, filled by COPY; it vanishes with the connection."""
@@ -226,12 +217,7 @@ def _commit(con: psycopg.Connection, load: Load) -> None:
             [batch_id, load.sync_key, loaded_at, json.dumps(summary)],
         )
         con.execute(
-            """INSERT INTO ops.sync_state (sync_key, watermark, cursor, batch_id, updated_at)
-               VALUES (%s, %s, %s, %s, %s)
-               ON CONFLICT (sync_key) DO UPDATE SET
-                 watermark = coalesce(excluded.watermark, ops.sync_state.watermark),
-                 cursor = coalesce(excluded.cursor, ops.sync_state.cursor),
-                 batch_id = excluded.batch_id, updated_at = excluded.updated_at""",
+            SYNC_STATE_UPSERT.format("%s"),
             [load.sync_key, load.watermark, load.cursor, batch_id, loaded_at],
         )
     load.batch_id, load.results = batch_id, results
