@@ -162,11 +162,12 @@ class _DuckDBStage(Stage):
             changed_when = f'excluded."{spec.version_column}" > {target}."{spec.version_column}"'
         else:
             changed_when = " OR ".join(f'excluded."{c}" IS DISTINCT FROM {target}."{c}"' for c in spec.compared_columns)
+        on_conflict = "DO NOTHING" if spec.merge == "append" else f"DO UPDATE SET {updates} WHERE {changed_when}"
         changed = self.con.execute(
             f"""INSERT INTO {target} ({columns})
                 SELECT {select}, ?, ? FROM "{self.name}"
                 QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1
-                ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {changed_when}""",
+                ON CONFLICT ({keys}) {on_conflict}""",
             [batch_id, loaded_at],
         ).fetchone()[0]
         return MergeResult(spec.name, self.rows, int(changed))

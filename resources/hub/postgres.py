@@ -183,10 +183,11 @@ class _PostgresStage(Stage):
             changed_when = f'excluded."{spec.version_column}" > {target}."{spec.version_column}"'
         else:
             changed_when = " OR ".join(f'excluded."{c}" IS DISTINCT FROM {target}."{c}"' for c in spec.compared_columns)
+        on_conflict = "DO NOTHING" if spec.merge == "append" else f"DO UPDATE SET {updates} WHERE {changed_when}"
         cur = self.con.execute(
             f"""INSERT INTO {target} ({columns})
                 SELECT DISTINCT ON ({keys}) {select}, %s, %s FROM "{self.name}" ORDER BY {order}
-                ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {changed_when}""",
+                ON CONFLICT ({keys}) {on_conflict}""",
             [batch_id, loaded_at],
         )
         return MergeResult(spec.name, self.rows, cur.rowcount)

@@ -38,7 +38,8 @@ class TableSpec:
 
     `merge` says how a batch lands: `upsert` by primary key; `replace_children`, which swaps
     every row of the parents named by `parent_key` for the batch's rows (variants of a product);
-    or `replace`, which swaps the whole table for the batch (read models rebuilt from core).
+    `replace`, which swaps the whole table for the batch (read models rebuilt from core);
+    or `append`, which inserts rows whose key is new and never touches a stored row (event history).
     An upsert skips rows that did not change: by a growing `version_column` when the source has
     one, else by comparing `change_columns` (default: every non-key column).
     """
@@ -67,7 +68,7 @@ class TableSpec:
         missing = [c for c in named if c and c not in names]
         if missing:
             raise ValueError(f"table {self.name!r}: key columns {missing} are not among its columns")
-        if self.merge not in ("upsert", "replace_children", "replace"):
+        if self.merge not in ("upsert", "replace_children", "replace", "append"):
             raise ValueError(f"table {self.name!r}: unknown merge {self.merge!r}")
         if self.merge == "replace_children" and not self.parent_key:
             raise ValueError(f"table {self.name!r}: replace_children needs a parent_key")
