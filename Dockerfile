@@ -8,6 +8,6 @@ COPY pipelines pipelines
 COPY quality quality
 COPY resources resources
 COPY simulators simulators
-RUN pip install --no-cache-dir . "dagster-postgres>=0.29,<0.30"
+RUN pip install --no-cache-dir .
 EXPOSE 4000
 CMD ["dagster", "api", "grpc", "--module-name", "dagster_project.definitions", "--host", "0.0.0.0", "--port", "4000"]

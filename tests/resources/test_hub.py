@@ -198,3 +198,20 @@ def test_a_replace_table_is_swapped_whole(hub: HubResource):
     publish(("a", 1), ("b", 2))
     publish(("c", 1))
     assert hub.read_frame("SELECT item, rank FROM serving.v1_board").values.tolist() == [["c", 1]]
+
+
+def test_change_events_append_once_per_event_id_and_never_rewrite(hub: HubResource):
+    from pipelines.change_events import CHANGE_EVENTS, ChangeEvent, append_change_events, new_event_count
+
+    def event(event_id: str, quantity: int) -> ChangeEvent:
+        return ChangeEvent(event_id, "InventoryEntryQuantitySet", "inventory-entry", "inv-1", T0, {"qty": quantity})
+
+    first = append_change_events(hub, "commerce", [event("m1", 5), event("m2", 6), event("m1", 5)], "poll", cursor="c1")
+    again = append_change_events(hub, "commerce", [event("m2", 99), event("m3", 7)], "amqp")
+
+    assert (new_event_count(first), new_event_count(again)) == (2, 1)
+    stored = hub.read_frame(f"SELECT event_id, payload, transport, _batch_id FROM {CHANGE_EVENTS.name} ORDER BY 1")
+    assert stored["event_id"].tolist() == ["m1", "m2", "m3"]
+    assert '"qty":6' in stored["payload"][1].replace(" ", "") and stored["transport"][1] == "poll"
+    assert stored["_batch_id"].tolist() == [first.batch_id, first.batch_id, again.batch_id]
+    assert hub.sync_state("events:commerce").cursor == "c1"
