@@ -4,8 +4,10 @@ Source modules (`assets/commerce.py`, ...) say what their data is; these helpers
 sync-state bookkeeping and the materialization metadata, the same way for every system.
 """
 
+import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -16,6 +18,10 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from quality.config import quality_rules
+from quality.quarantine import QUARANTINE, Quarantined, quarantine_rows
+from quality.reconciliation import RECONCILE_CHECK, reconciliation_result
+from quality.rows import ROW_SUITES, RowGate
 from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
 
 Flatten = Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]]
@@ -30,6 +36,11 @@ RAW_COLUMNS = (
     ("_source", "text"),
 )
 PROGRESS_EVERY_PAGES = 50
+#: what a record that cannot be identified or typed raises while its raw row is built
+LANDING_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, pa.ArrowException)
+#: a source document larger than this is quarantined (cut to its first KEPT_BYTES) instead of landing
+MAX_DOCUMENT_BYTES = 1 << 20
+KEPT_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -98,17 +109,11 @@ def land_pages(
         stage = load.stage(spec)
         for number, page in enumerate(pages, start=1):
             extracted_at = datetime.now(UTC)
-            table = spec.to_arrow(
-                {
-                    "id": [shape.id(r) for r in page],
-                    "version": [shape.version(r) for r in page] if shape.version else [None] * len(page),
-                    "last_modified_at": [shape.modified_at(r) for r in page],
-                    "document": [orjson.dumps(r).decode() for r in page],
-                    "_extracted_at": [extracted_at] * len(page),
-                    "_source": [source] * len(page),
-                }
-            )
+            table, bad = _landable(spec, shape, page, source, extracted_at)
             stage.append(table)
+            if bad:
+                context.log.warning(f"{spec.name}: {len(bad)} record(s) of {source} quarantined: {bad[0].reason}")
+                load.stage(QUARANTINE).append(quarantine_rows(spec.name, source, None, bad))
             records += len(page)
             newest = pa.compute.max(table["last_modified_at"]).as_py()
             if newest is not None:
@@ -121,26 +126,101 @@ def land_pages(
     return load
 
 
+def _raw_rows(
+    spec: TableSpec, shape: RecordShape, page: Sequence[dict[str, Any]], source: str, extracted_at: datetime
+) -> pa.Table:
+    """The raw rows of `page`; raises when a record cannot be identified or typed."""
+    ids = [shape.id(r) for r in page]
+    versions = [shape.version(r) for r in page] if shape.version else [None] * len(page)
+    for record_id, version in zip(ids, versions, strict=True):
+        if not isinstance(record_id, str) or not record_id:
+            raise ValueError(f"'id' is {record_id!r}, not a non-empty string")
+        if shape.version and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ValueError(f"'version' is {version!r}, not an integer")
+    documents = [orjson.dumps(r).decode() for r in page]
+    for document in documents:
+        if len(document) > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"the document is {len(document):,} bytes, above the {MAX_DOCUMENT_BYTES:,}-byte limit")
+    return spec.to_arrow(
+        {
+            "id": ids,
+            "version": versions,
+            "last_modified_at": [shape.modified_at(r) for r in page],
+            "document": documents,
+            "_extracted_at": [extracted_at] * len(page),
+            "_source": [source] * len(page),
+        }
+    )
+
+
+def _landable(
+    spec: TableSpec, shape: RecordShape, page: Sequence[dict[str, Any]], source: str, extracted_at: datetime
+) -> tuple[pa.Table, list[Quarantined]]:
+    """The raw rows of the records of `page` that can land, and the others for quarantine with a reason."""
+    try:
+        return _raw_rows(spec, shape, page, source, extracted_at), []
+    except LANDING_ERRORS:
+        pass
+    good, bad = [], []
+    for record in page:
+        try:
+            _raw_rows(spec, shape, [record], source, extracted_at)
+            good.append(record)
+        except LANDING_ERRORS as exc:
+            reason = f"cannot land in {spec.name}: {_reason(exc)}"
+            kept = _keepable(record)
+            key = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else None
+            key = key or hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            bad.append(Quarantined(None, reason, kept, key=key))
+    return _raw_rows(spec, shape, good, source, extracted_at), bad
+
+
+def _keepable(record: Any) -> dict[str, Any] | list[Any]:
+    """The record as quarantine can store it: whole when it serializes within the limit, else its text cut short."""
+    try:
+        text = orjson.dumps(record).decode()
+    except (TypeError, ValueError):
+        return {"unserializable_record": repr(record)[:KEPT_BYTES]}
+    if len(text) > MAX_DOCUMENT_BYTES:
+        return {"truncated_record": text[:KEPT_BYTES]}
+    return record if isinstance(record, (dict, list)) else [record]
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"the required field {exc} is missing"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 def conform(
     hub: HubResource,
     raw: TableSpec,
     targets: Sequence[TableSpec],
     flatten: Flatten,
     batch_size: int = 5_000,
+    run_id: str | None = None,
 ) -> Load:
     """Turn the raw rows landed since the last conform into core rows, in one atomic load.
 
     `flatten` maps a list of source documents to `{table name: {column: values}}`. Child tables
     (`replace_children`) have every parent of the chunk replaced, so removed children disappear.
+    Every table's rows pass its row rules first (`quality/rows.py`): failing rows go to
+    `quality.quarantine` and the counts to `ops.batch_counts`, in the same load; a table with too
+    many failing rows refuses the whole batch (`dg.Failure`), and nothing of it merges.
     """
     sync_key = f"conform:{raw.name}"
     state = hub.sync_state(sync_key)
     after = int(state.cursor) if state and state.cursor else 0
     upto = hub.scalar(f"SELECT max(_batch_id) FROM {quoted(raw.name)}") if hub.backend.table_exists(raw.name) else None
     by_name = {spec.name: spec for spec in targets}
+    rules, load_id = quality_rules(), uuid.uuid4().hex
     with hub.load(sync_key) as load:
-        for spec in targets:
-            load.stage(spec)
+        gates = {
+            spec.name: RowGate(
+                load, spec, ROW_SUITES.get(spec.name), rules, source=raw.name, load_id=load_id, run_id=run_id
+            )
+            for spec in targets
+        }
         if upto is not None and upto > after:
             for batch in hub.read_batches(
                 f"SELECT id, document FROM {quoted(raw.name)} WHERE _batch_id > ? AND _batch_id <= ?",
@@ -149,11 +229,12 @@ def conform(
             ):
                 documents = [orjson.loads(d) for d in batch.column("document").to_pylist()]
                 for name, columns in flatten(documents).items():
-                    stage = load.stage(by_name[name])
-                    stage.append(by_name[name].to_arrow(columns))
+                    gates[name].append(by_name[name].to_arrow(columns))
                     if by_name[name].merge == "replace_children":
-                        stage.replace_parents(batch.column("id"))
+                        load.stage(by_name[name]).replace_parents(batch.column("id"))
             load.advance(cursor=str(upto))
+        for gate in gates.values():
+            gate.close()
     return load
 
 
@@ -185,13 +266,35 @@ def conformed_assets(
         for t in targets
     ]
 
-    @dg.multi_asset(name=name, specs=specs, pool=HUB_POOL)
+    @dg.multi_asset(name=name, specs=specs, check_specs=reconciliation_specs(targets), pool=HUB_POOL)
     def conformed(context: dg.AssetExecutionContext, hub: HubResource):
-        load = conform(hub, raw, targets, naming_bad_records(system, flatten))
-        for target in targets:
-            yield materialization(hub, target, load)
+        load = conform(hub, raw, targets, naming_bad_records(system, flatten), run_id=context.run_id)
+        yield from conformed_results(hub, targets, load)
 
     return conformed
+
+
+def reconciliation_specs(targets: Sequence[TableSpec]) -> list[dg.AssetCheckSpec]:
+    """A blocking `counts_reconcile` check per conformed table, evaluated right after its load."""
+    return [
+        dg.AssetCheckSpec(
+            RECONCILE_CHECK,
+            asset=asset_key(t),
+            blocking=True,
+            description="Source rows = loaded + quarantined + deduplicated for the newest batch.",
+        )
+        for t in targets
+    ]
+
+
+def conformed_results(
+    hub: HubResource, targets: Sequence[TableSpec], load: Load
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Each table's materialization, with its batch counts, and its `counts_reconcile` result."""
+    checks = [reconciliation_result(hub, target) for target in targets]
+    for target, check in zip(targets, checks, strict=True):
+        yield materialization(hub, target, load, **{k: v for k, v in check.metadata.items() if k.endswith("_rows")})
+    yield from checks
 
 
 def materialization(hub: HubResource, spec: TableSpec, load: Load, **extra: Any) -> dg.MaterializeResult:

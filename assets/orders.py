@@ -10,7 +10,15 @@ from typing import Any
 import dagster as dg
 
 from assets.commerce import GROUP, commerce_raw_asset
-from assets.landing import asset_key, conform, empty_columns, materialization, naming_bad_records, raw_table
+from assets.landing import (
+    asset_key,
+    conform,
+    conformed_results,
+    empty_columns,
+    naming_bad_records,
+    raw_table,
+    reconciliation_specs,
+)
 from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.pii import PiiHashResource
 
@@ -154,13 +162,11 @@ def _pseudonymised_assets(
         for t in targets
     ]
 
-    @dg.multi_asset(name=name, specs=specs, pool=HUB_POOL)
+    @dg.multi_asset(name=name, specs=specs, check_specs=reconciliation_specs(targets), pool=HUB_POOL)
     def conformed(context: dg.AssetExecutionContext, hub: HubResource, pii: PiiHashResource):
-        load = conform(
-            hub, raw, targets, naming_bad_records("commerce", lambda documents: flatten(documents, pii.hash_email))
-        )
-        for target in targets:
-            yield materialization(hub, target, load)
+        flatten_hashed = naming_bad_records("commerce", lambda documents: flatten(documents, pii.hash_email))
+        load = conform(hub, raw, targets, flatten_hashed, run_id=context.run_id)
+        yield from conformed_results(hub, targets, load)
 
     return conformed
 

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from dagster_project.definitions import defs
 from dagster_project.settings import EMBEDDED
+from quality.paths import report_path
 from resources.hub import HubResource
 
 LANDED_SCHEMAS = ("raw", "core", "serving", "quality", "ops")
@@ -80,6 +81,8 @@ def main() -> int:
     passed = sum(e.passed for e in evaluations)
     succeeded = sum(result.success for result in results)
     console.print(f"runs {succeeded}/{len(results)} succeeded; checks {passed}/{len(evaluations)} passed")
+    defs.resolve_job_def("quality_report_job").execute_in_process(instance=instance, run_config=QUIET)
+    console.print(f"Data-quality report: {report_path().resolve()}", highlight=False, soft_wrap=True)
     return 0 if succeeded == len(results) and passed == len(evaluations) else 1
 
 

@@ -1,8 +1,9 @@
 """Turn a `DatasetSuite` into a blocking Dagster asset check.
 
-The check reads the table and its reference lists through the `hub` resource (anything with
-`read_frame(sql) -> pandas.DataFrame`), runs the suite with Great Expectations and reports
-an `AssetCheckResult`. Blocking: a failed suite stops assets downstream of the checked one.
+The check reads the table and its reference lists through the `hub` resource, runs the suite
+with Great Expectations (writing its Data Docs page), appends the outcome to
+`quality.validation_runs` and reports an `AssetCheckResult` that links the quality report.
+Blocking: a failed suite stops assets downstream of the checked one.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,13 +12,18 @@ from typing import Any, Protocol
 import dagster as dg
 import pandas as pd
 
-from quality.validation import DatasetSuite, SuiteResult, run_suite
+from quality.config import QualityRules, quality_rules
+from quality.history import record_validation
+from quality.paths import quality_dir, report_path
+from quality.validation import DatasetSuite, HubTable, SuiteResult, has_large_sets, run_suite
+from resources.hub import HubResource, quoted
+from resources.hub.postgres import PostgresHub
 
 AssetKeyLike = dg.AssetKey | str | Sequence[str]
 
 
 class FrameReader(Protocol):
-    """What a check needs from the hub resource."""
+    """What reading references needs from the hub resource."""
 
     def read_frame(self, sql: str) -> pd.DataFrame: ...
 
@@ -31,15 +37,19 @@ def load_references(hub: FrameReader, suite: DatasetSuite) -> dict[str, list[Any
     return refs
 
 
-def suite_check_result(result: SuiteResult) -> dg.AssetCheckResult:
+def suite_check_result(result: SuiteResult, validated_in: str = "pandas") -> dg.AssetCheckResult:
     """The Dagster view of a suite run: counts, pass rate and one entry per failed expectation."""
     metadata: dict[str, Any] = {
+        "validated_in": dg.MetadataValue.text(validated_in),
         "rows_checked": dg.MetadataValue.int(result.rows_checked),
         "expectations_passed": dg.MetadataValue.int(result.passed_count),
         "expectations_failed": dg.MetadataValue.int(len(result.failed)),
         "pass_rate": dg.MetadataValue.float(float(result.pass_rate)),
         "unexpected_rows": dg.MetadataValue.int(result.unexpected_rows),
+        "quality_report": dg.MetadataValue.path(str(report_path())),
     }
+    if result.data_docs_path:
+        metadata["data_docs"] = dg.MetadataValue.path(str(quality_dir() / result.data_docs_path))
     for outcome in result.failed:
         metadata[f"failed: {outcome.label}"] = dg.MetadataValue.json(outcome.as_dict())
     return dg.AssetCheckResult(
@@ -48,6 +58,22 @@ def suite_check_result(result: SuiteResult) -> dg.AssetCheckResult:
         description=result.summary(),
         metadata=metadata,
     )
+
+
+def suite_data(
+    hub: HubResource, suite: DatasetSuite, references: Mapping[str, Sequence[Any]], rules: QualityRules
+) -> pd.DataFrame | HubTable:
+    """What GX validates: on Postgres the table where it lives, else the table read into pandas.
+
+    In Postgres, GX validates 1.2x faster and in a third of the memory (benchmarks/gx_in_database.py).
+    Suites checking membership in large reference lists stay in pandas: those lists would be sent as
+    SQL literals.
+    """
+    backend = hub.backend
+    if isinstance(backend, PostgresHub) and not has_large_sets([*suite.expectations(references), *suite.rows(rules)]):
+        rows = int(hub.scalar(f"SELECT count(*) FROM {quoted(suite.table)}"))
+        return HubTable(backend.sqlalchemy_url(), suite.table, rows)
+    return hub.read_frame(suite.select_sql())
 
 
 def build_suite_check(
@@ -72,11 +98,14 @@ def build_suite_check(
         pool=pool,
     )
     def _suite_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        hub: FrameReader = context.resources.hub
-        frame = hub.read_frame(suite.select_sql())
-        result = run_suite(suite, frame, load_references(hub, suite))
+        hub: HubResource = context.resources.hub
+        references, rules = load_references(hub, suite), quality_rules()
+        data = suite_data(hub, suite, references, rules)
+        result = run_suite(suite, data, references, rules, run_name=context.run.run_id)
+        batch_id = hub.scalar(f"SELECT max(_batch_id) FROM {quoted(suite.table)}")
+        record_validation(hub, result, context.run.run_id, None if batch_id is None else int(batch_id))
         context.log.info(result.summary())
-        return suite_check_result(result)
+        return suite_check_result(result, "database" if isinstance(data, HubTable) else "pandas")
 
     return _suite_check
 

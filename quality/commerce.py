@@ -5,6 +5,7 @@ from __future__ import annotations
 from great_expectations import expectations as gxe
 from great_expectations.expectations import Expectation
 
+from quality.config import QualityRules
 from quality.reference import (
     ISO_4217_ACTIVE,
     LATITUDE_RANGE,
@@ -36,22 +37,30 @@ def _products(_: References) -> list[Expectation]:
 
 
 def _product_variants(_: References) -> list[Expectation]:
+    return [non_empty(), *key_rules("product_id", "variant_id"), gxe.ExpectColumnValuesToBeUnique(column="sku")]
+
+
+def _product_variant_rows(_: QualityRules) -> list[Expectation]:
     return [
-        non_empty(),
-        *key_rules("product_id", "variant_id"),
         gxe.ExpectColumnValuesToNotBeNull(column="sku"),
-        gxe.ExpectColumnValuesToBeUnique(column="sku"),
         gxe.ExpectColumnValuesToMatchRegex(column="sku", regex=SKU_PATTERN),
     ]
 
 
+def currencies(rules: QualityRules) -> list[str]:
+    """ISO 4217 active codes plus the rules' `quality.extra_currencies`."""
+    return sorted(ISO_4217_ACTIVE | set(rules.extra_currencies))
+
+
 def _prices(_: References) -> list[Expectation]:
+    return [non_empty(), *key_rules("price_id")]
+
+
+def _price_rows(rules: QualityRules) -> list[Expectation]:
     return [
-        non_empty(),
-        *key_rules("price_id"),
         gxe.ExpectColumnValuesToNotBeNull(column="cent_amount"),
         gxe.ExpectColumnValuesToBeBetween(column="cent_amount", min_value=0),
-        gxe.ExpectColumnValuesToBeInSet(column="currency", value_set=sorted(ISO_4217_ACTIVE)),
+        gxe.ExpectColumnValuesToBeInSet(column="currency", value_set=currencies(rules)),
         gxe.ExpectColumnValuesToBeBetween(
             column="fraction_digits", min_value=MIN_FRACTION_DIGITS, max_value=MAX_FRACTION_DIGITS
         ),
@@ -62,19 +71,26 @@ def _inventory_entries(refs: References) -> list[Expectation]:
     return [
         non_empty(),
         *key_rules("inventory_entry_id"),
-        gxe.ExpectColumnValuesToNotBeNull(column="sku"),
-        gxe.ExpectColumnValuesToBeBetween(column="quantity_on_stock", min_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="available_quantity", min_value=0),
         gxe.ExpectColumnValuesToBeInSet(column="sku", value_set=list(refs["variant_skus"])),
     ]
 
 
+def _inventory_entry_rows(_: QualityRules) -> list[Expectation]:
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="sku"),
+        gxe.ExpectColumnValuesToBeBetween(column="quantity_on_stock", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="available_quantity", min_value=0),
+    ]
+
+
 def _channels(_: References) -> list[Expectation]:
+    return [non_empty(), *key_rules("channel_id")]
+
+
+def _channel_rows(_: QualityRules) -> list[Expectation]:
     lat_min, lat_max = LATITUDE_RANGE
     lon_min, lon_max = LONGITUDE_RANGE
     return [
-        non_empty(),
-        *key_rules("channel_id"),
         gxe.ExpectColumnValuesToBeBetween(column="latitude", min_value=lat_min, max_value=lat_max),
         gxe.ExpectColumnValuesToBeBetween(column="longitude", min_value=lon_min, max_value=lon_max),
     ]
@@ -98,6 +114,7 @@ product_variants_suite = DatasetSuite(
     key_columns=("product_id", "variant_id", "sku"),
     columns=("product_id", "variant_id", "sku"),
     expectations=_product_variants,
+    row_rules=_product_variant_rows,
 )
 
 prices_suite = DatasetSuite(
@@ -106,6 +123,7 @@ prices_suite = DatasetSuite(
     key_columns=("price_id", "sku"),
     columns=("price_id", "sku", "currency", "cent_amount", "fraction_digits"),
     expectations=_prices,
+    row_rules=_price_rows,
 )
 
 inventory_entries_suite = DatasetSuite(
@@ -118,6 +136,7 @@ inventory_entries_suite = DatasetSuite(
     },
     depends_on=("core.product_variants",),
     expectations=_inventory_entries,
+    row_rules=_inventory_entry_rows,
 )
 
 channels_suite = DatasetSuite(
@@ -126,6 +145,7 @@ channels_suite = DatasetSuite(
     key_columns=("channel_id",),
     columns=("channel_id", "latitude", "longitude"),
     expectations=_channels,
+    row_rules=_channel_rows,
 )
 
 categories_suite = DatasetSuite(

@@ -2,7 +2,8 @@
 
 Any loader stages its quarantined rows in the same hub load as its good rows, so both commit
 together or neither does. A row's id is a hash of (dataset, source, line or record key): loading the same source
-again rewrites the same rows instead of adding copies.
+again rewrites the same rows instead of adding copies. Rows a row rule refused (`expectation` set) can be
+released once the rules change (`quality/release.py`); `released_at` then records when.
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ QUARANTINE = TableSpec(
         ("batch", "text"),
         ("line", "int"),
         ("reason", "text"),
+        ("expectation", "text"),
+        ("record_key", "json"),
         ("record", "json"),
+        ("load_id", "text"),
+        ("run_id", "text"),
         ("quarantined_at", "timestamp"),
+        ("released_at", "timestamp"),
     ),
     ("quarantine_id",),
-    change_columns=("batch", "reason", "record"),
+    change_columns=("batch", "reason", "expectation", "record", "load_id", "released_at"),
     description="Source records that could not land, with the dataset, source, line and reason.",
     column_descriptions={
         "dataset": "The hub table the record was meant for, e.g. core.supplier_offers.",
@@ -39,6 +45,11 @@ QUARANTINE = TableSpec(
         "batch": "The source's own batch, e.g. a feed date.",
         "line": "Line number in the source (a file's header is line 1); null when the source has no lines.",
         "record": "The record as read, whole.",
+        "expectation": "The row rules the record failed (labels, `; `-separated); null for unreadable records.",
+        "record_key": "The record's key columns in the dataset, as JSON.",
+        "load_id": "The load that quarantined the record (also in ops.batch_counts).",
+        "run_id": "The Dagster run that quarantined the record.",
+        "released_at": "When a release job loaded the record after a rule change; null while it waits.",
     },
 )
 
@@ -72,7 +83,12 @@ def quarantine_rows(
             "batch": [batch] * len(records),
             "line": [r.line for r in records],
             "reason": [r.reason for r in records],
+            "expectation": [None] * len(records),
+            "record_key": [None] * len(records),
             "record": [orjson.dumps(r.record).decode() for r in records],
+            "load_id": [None] * len(records),
+            "run_id": [None] * len(records),
             "quarantined_at": [at] * len(records),
+            "released_at": [None] * len(records),
         }
     )

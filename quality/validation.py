@@ -2,26 +2,36 @@
 
 A `DatasetSuite` says which hub table to read, which columns name a failing row, which
 reference lists to load (for "every sku exists in ..." checks) and how to build the GX
-expectations from those lists. `run_suite` validates a frame with GX and turns the GX
-result into a small, JSON-friendly `SuiteResult`.
+expectations from those lists. Its `row_rules` are the expectations a single row can fail
+on its own: they are part of the suite, and the loaders also apply them to every batch
+before it merges (`validate_rows`), sending failing rows to quarantine. `run_suite`
+validates a frame with GX and turns the GX result into a small, JSON-friendly `SuiteResult`.
 
-One GX context serves the whole process (`_gx_context`); swapping it for a file-backed
-context with Data Docs only touches that function.
+A suite run with a `run_name` (a check) goes through a checkpoint in the file-backed GX
+context under `<QUALITY_DIR>/gx` (see `quality/paths.py`), which stores the result and writes
+its Data Docs page to the fixed site `<QUALITY_DIR>/gx/docs`. Row rules and plain runs use an
+in-memory context: nothing to keep, nothing written.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import math
+import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
 import pandas as pd
 from great_expectations import expectations as gxe
+from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import (
     DataContextConfig,
     InMemoryStoreBackendDefaults,
@@ -29,16 +39,34 @@ from great_expectations.data_context.types.base import (
 )
 from great_expectations.expectations import Expectation
 
+from quality.config import QualityRules
+from quality.data_docs import make_offline
+from quality.paths import data_docs_dir, gx_dir, quality_dir
+
 MAX_FAILING_KEYS = 20
 # In-set expectations with more values than this are checked via a membership column.
 LARGE_VALUE_SET = 1_000
 _DATASOURCE_NAME = "hub_frames"
 _BATCH_DEFINITION_NAME = "whole_frame"
+DOCS_SITE = "hub"
+# Relative to the GX project root, so the site is always <QUALITY_DIR>/gx/docs.
+_DOCS_SITE_CONFIG = {
+    "class_name": "SiteBuilder",
+    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": "docs/"},
+}
+# The Postgres hub reaches GX through an environment variable named here: the GX project files keep
+# data source definitions, and must never hold a password.
+_POSTGRES_ENV_PREFIX = "HUB_GX_POSTGRES_URL_"
+_WHOLE_TABLE = "whole_table"
+# The row-position column `validate_rows` adds so a failing row is found even when its key is null.
+ROW_POSITION = "__row"
 # Scalar expectation arguments worth showing in a label; collections (value sets) never are.
 _LABEL_ARGS = ("min_value", "max_value", "strict_min", "strict_max", "or_equal", "regex", "mostly")
 
 References = Mapping[str, Sequence[Any]]
 ExpectationFactory = Callable[[References], list[Expectation]]
+RowRules = Callable[[QualityRules], list[Expectation]]
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -50,6 +78,8 @@ class DatasetSuite:
     `name` is also the Dagster check name. `references` maps a name to SQL returning one
     column; `expectations` receives `{name: [values...]}` and returns fresh GX expectations.
     `depends_on` names the other tables the references read, so the check runs after them.
+    `row_rules` returns the per-row expectations (no references, no whole-table rules); they
+    run with the suite and on every batch before it merges.
     """
 
     name: str
@@ -59,6 +89,7 @@ class DatasetSuite:
     columns: tuple[str, ...] | None = None
     references: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
+    row_rules: RowRules | None = None
 
     def __post_init__(self) -> None:
         if not self.key_columns:
@@ -75,11 +106,22 @@ class DatasetSuite:
         cols = "*" if self.read_columns is None else ", ".join(self.read_columns)
         return f"SELECT {cols} FROM {self.table}"
 
+    def rows(self, rules: QualityRules) -> list[Expectation]:
+        """The row-level expectations under `rules` (empty when the suite has none)."""
+        return self.row_rules(rules) if self.row_rules else []
+
+    def row_columns(self, rules: QualityRules) -> list[str]:
+        """The key columns and every column a row rule reads: all `validate_rows` needs."""
+        ruled = [getattr(e, name, None) for e in self.rows(rules) for name in ("column", "column_A", "column_B")]
+        return list(dict.fromkeys([*self.key_columns, *(c for c in ruled if c)]))
+
 
 @dataclass(frozen=True)
 class ExpectationOutcome:
     label: str
     success: bool
+    column: str | None = None
+    element_count: int | None = None
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
     failing_keys: tuple[dict[str, Any], ...] = ()
@@ -106,6 +148,7 @@ class SuiteResult:
     success: bool
     rows_checked: int
     outcomes: tuple[ExpectationOutcome, ...]
+    data_docs_path: str | None = None  # the validation's Data Docs page, relative to QUALITY_DIR
 
     @property
     def failed(self) -> tuple[ExpectationOutcome, ...]:
@@ -142,18 +185,35 @@ class SuiteResult:
         )
 
 
+@dataclass(frozen=True)
+class HubTable:
+    """A table GX validates where it lives, through SQL (the Postgres hub), instead of a frame in pandas.
+
+    `connection_string` is a SQLAlchemy URL (`postgresql+psycopg2://...`); `rows` is the table's size.
+    """
+
+    connection_string: str
+    name: str
+    rows: int
+
+    @property
+    def source_name(self) -> str:
+        """One GX data source per database; named by a hash, so no part of the URL is written down."""
+        return "hub_postgres_" + hashlib.sha256(self.connection_string.encode()).hexdigest()[:12]
+
+
 # --- GX context -------------------------------------------------------------------------
 
 _lock = threading.RLock()
-_context: Any = None
-_batch_definitions: dict[str, Any] = {}
+_memory: Any = None
+_files: dict[Path, Any] = {}
 
 
-def _gx_context() -> Any:
-    """The process-wide GX context (in memory, no progress bars, no analytics)."""
-    global _context
-    if _context is None:
-        _context = gx.get_context(
+def _memory_context() -> Any:
+    """The in-memory GX context for validations without Data Docs (row rules, plain suite runs)."""
+    global _memory
+    if _memory is None:
+        _memory = gx.get_context(
             mode="ephemeral",
             project_config=DataContextConfig(
                 store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
@@ -161,49 +221,164 @@ def _gx_context() -> Any:
                 progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
             ),
         )
-    return _context
+    return _memory
 
 
-def _batch_definition(asset_name: str) -> Any:
-    if asset_name not in _batch_definitions:
-        sources = _gx_context().data_sources
+def _file_context() -> Any:
+    """The file-backed GX context of the current QUALITY_DIR, with the docs site `hub` (no progress bars)."""
+    root = gx_dir().resolve()
+    if root not in _files:
+        context = gx.get_context(mode="file", project_root_dir=str(root.parent))
+        variables = context.variables
+        wanted_bars = {"globally": False, "metric_calculations": False}
+        if variables.progress_bars != wanted_bars or variables.data_docs_sites != {DOCS_SITE: _DOCS_SITE_CONFIG}:
+            variables.progress_bars = wanted_bars
+            variables.analytics_enabled = False
+            variables.data_docs_sites = {DOCS_SITE: _DOCS_SITE_CONFIG}
+            variables.save()
+            context = gx.get_context(mode="file", project_root_dir=str(root.parent))
+        _files[root] = context
+    return _files[root]
+
+
+@contextmanager
+def _file_lock() -> Iterator[None]:
+    """One writer of the GX project at a time, across processes (checks may run in parallel on Postgres)."""
+    gx_dir().mkdir(parents=True, exist_ok=True)
+    with open(gx_dir() / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            source = sources.get(_DATASOURCE_NAME)
-        except KeyError:
-            source = sources.add_pandas(_DATASOURCE_NAME)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_data_docs_index() -> Path:
+    """Rebuild the Data Docs index page (lists every stored validation); returns its path."""
+    with _lock, _file_lock():
+        _file_context().build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[], build_index=True)
+        make_offline(data_docs_dir())
+    return data_docs_dir() / "index.html"
+
+
+def _batch_definition(context: Any, asset_name: str) -> Any:
+    sources = context.data_sources
+    try:
+        source = sources.get(_DATASOURCE_NAME)
+    except KeyError:
+        source = sources.add_pandas(_DATASOURCE_NAME)
+    try:
+        asset = source.get_asset(asset_name)
+    except LookupError:
         asset = source.add_dataframe_asset(asset_name)
-        _batch_definitions[asset_name] = asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION_NAME)
-    return _batch_definitions[asset_name]
+    try:
+        return asset.get_batch_definition(_BATCH_DEFINITION_NAME)
+    except KeyError:
+        return asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION_NAME)
+
+
+def _table_batch_definition(context: Any, table: HubTable) -> Any:
+    """The whole-table batch of `table` in its Postgres data source (created on first use)."""
+    variable = _POSTGRES_ENV_PREFIX + table.source_name.rsplit("_", 1)[1]
+    os.environ[variable] = table.connection_string
+    try:
+        source = context.data_sources.get(table.source_name)
+    except KeyError:
+        source = context.data_sources.add_postgres(table.source_name, connection_string="${" + variable + "}")
+    schema, name = table.name.split(".")
+    asset_name = f"{schema}__{name}"
+    try:
+        asset = source.get_asset(asset_name)
+    except LookupError:
+        asset = source.add_table_asset(asset_name, table_name=name, schema_name=schema)
+    try:
+        return asset.get_batch_definition(_WHOLE_TABLE)
+    except KeyError:
+        return asset.add_batch_definition_whole_table(_WHOLE_TABLE)
+
+
+def _batch_for(context: Any, name: str, data: pd.DataFrame | HubTable) -> tuple[Any, dict | None]:
+    """The batch definition and batch parameters that hand `data` to GX."""
+    if isinstance(data, HubTable):
+        return _table_batch_definition(context, data), None
+    return _batch_definition(context, name), {"dataframe": data}
+
+
+def _validate_with_docs(
+    gx_suite: gx.ExpectationSuite, data: pd.DataFrame | HubTable, result_format: dict, run_name: str
+) -> tuple[Any, str | None]:
+    """Validate through a checkpoint in the file context, then render the result's Data Docs page."""
+    with _file_lock():
+        context = _file_context()
+        suite = context.suites.add_or_update(gx_suite)
+        batch_definition, batch_parameters = _batch_for(context, gx_suite.name, data)
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=gx_suite.name, data=batch_definition, suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=gx_suite.name, validation_definitions=[definition], actions=[], result_format=result_format
+            )
+        )
+        result = checkpoint.run(batch_parameters=batch_parameters, run_id=RunIdentifier(run_name=run_name))
+        [(identifier, validation)] = result.run_results.items()
+        # Only this validation's page: the index re-reads every stored validation (seconds once history
+        # grows), so it is built when missing and otherwise by `build_data_docs_index`.
+        index_missing = not (data_docs_dir() / "index.html").exists()
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[identifier], build_index=index_missing)
+        make_offline(data_docs_dir())
+    page = data_docs_dir() / "validations" / Path(*identifier.to_tuple()).with_suffix(".html")
+    return validation, (page.relative_to(quality_dir()).as_posix() if page.exists() else None)
 
 
 # --- running a suite --------------------------------------------------------------------
 
 
-def run_suite(suite: DatasetSuite, frame: pd.DataFrame, references: References | None = None) -> SuiteResult:
-    """Validate `frame` against `suite`; `references` holds the value lists the suite asks for."""
+def run_suite(
+    suite: DatasetSuite,
+    data: pd.DataFrame | HubTable,
+    references: References | None = None,
+    rules: QualityRules | None = None,
+    run_name: str | None = None,
+) -> SuiteResult:
+    """Validate `data` (a frame, or a table GX reads in the database) against `suite`.
+
+    `references` holds the value lists the suite asks for; `rules` shape the row rules (default: the
+    built-in defaults). With a `run_name` (the Dagster run id) the validation also writes its Data Docs page.
+    """
     references = dict(references or {})
     missing = set(suite.references) - set(references)
     if missing:
         raise ValueError(f"suite {suite.name!r} needs references {sorted(missing)}")
-    absent_keys = [c for c in suite.key_columns if c not in frame.columns]
+    absent_keys = [] if isinstance(data, HubTable) else [c for c in suite.key_columns if c not in data.columns]
     if absent_keys:
         raise ValueError(f"suite {suite.name!r}: key columns {absent_keys} not in the frame")
 
-    declared = suite.expectations(references)
+    declared = [*suite.expectations(references), *suite.rows(rules or QualityRules())]
     labels = [_label_of(e) for e in declared]
-    expectations, frame_to_check, renamed = _precompute_large_sets(declared, frame)
+    if isinstance(data, HubTable):
+        if has_large_sets(declared):
+            raise ValueError(f"suite {suite.name!r} has value sets too large to validate in the database")
+        expectations, data_to_check, renamed = declared, data, {}
+    else:
+        expectations, data_to_check, renamed = _precompute_large_sets(declared, data)
     result_format = {
         "result_format": "COMPLETE",
         "unexpected_index_column_names": list(suite.key_columns),
         "partial_unexpected_count": MAX_FAILING_KEYS,
     }
     gx_suite = gx.ExpectationSuite(name=suite.name, expectations=expectations)
+    docs_path = None
     with _lock:  # GX contexts are not documented as thread safe; one validation at a time.
-        batch = _batch_definition(suite.name).get_batch(batch_parameters={"dataframe": frame_to_check})
-        validation = batch.validate(gx_suite, result_format=result_format)
+        if run_name is None:
+            batch_definition, batch_parameters = _batch_for(_memory_context(), suite.name, data_to_check)
+            batch = batch_definition.get_batch(batch_parameters=batch_parameters)
+            validation = batch.validate(gx_suite, result_format=result_format)
+        else:
+            validation, docs_path = _validate_with_docs(gx_suite, data_to_check, result_format, run_name)
 
     outcomes = [_outcome(r, suite.key_columns) for r in validation.results]
-    outcomes = [replace(o, label=renamed.get(o.label, o.label)) for o in outcomes]
+    outcomes = [replace(o, label=renamed.get(o.label, o.label), column=_source_column(o.column)) for o in outcomes]
     # GX reorders results; report them in the order the suite declared them.
     position = {label: i for i, label in reversed(list(enumerate(labels)))}
     outcomes.sort(key=lambda o: position.get(o.label, len(position)))
@@ -211,9 +386,68 @@ def run_suite(suite: DatasetSuite, frame: pd.DataFrame, references: References |
         suite_name=suite.name,
         table=suite.table,
         success=bool(validation.success),
-        rows_checked=len(frame),
+        rows_checked=data.rows if isinstance(data, HubTable) else len(data),
         outcomes=_unique_labels(outcomes),
+        data_docs_path=docs_path,
     )
+
+
+def validate_rows(
+    suite: DatasetSuite, frame: pd.DataFrame, rules: QualityRules
+) -> dict[int, list[tuple[str, str | None]]]:
+    """The suite's row rules on `frame` in one GX validation: failing row position -> [(label, column)].
+
+    Failing rows are found through GX's complete result (`unexpected_index_list`) with the table
+    key and the row position as index columns. A rule GX cannot evaluate raises, naming it.
+    """
+    expectations = suite.rows(rules)
+    if not expectations or frame.empty:
+        return {}
+    positioned = frame.assign(**{ROW_POSITION: range(len(frame))}).reset_index(drop=True)
+    swapped, to_check, renamed = _precompute_large_sets(expectations, positioned)
+    result_format = {
+        "result_format": "COMPLETE",
+        "unexpected_index_column_names": [*suite.key_columns, ROW_POSITION],
+        "partial_unexpected_count": 0,
+    }
+    gx_suite = gx.ExpectationSuite(name=f"{suite.name}_rows", expectations=swapped)
+    with _lock:
+        batch = _batch_definition(_memory_context(), gx_suite.name).get_batch(batch_parameters={"dataframe": to_check})
+        validation = batch.validate(gx_suite, result_format=result_format)
+    failures: dict[int, list[tuple[str, str | None]]] = {}
+    for result in validation.results:
+        kwargs = result.expectation_config.kwargs
+        label = expectation_label(result.expectation_config.type, kwargs)
+        label, column = renamed.get(label, label), _source_column(kwargs.get("column"))
+        error = _exception_message(result.exception_info)
+        if error:
+            raise ValueError(f"row rule {label} of {suite.name} cannot be evaluated on {suite.table}: {error}")
+        if result.success:
+            continue
+        for row in (result.result or {}).get("unexpected_index_list") or []:
+            failures.setdefault(int(row[ROW_POSITION]), []).append((label, column))
+    return failures
+
+
+def _source_column(column: str | None) -> str | None:
+    """The checked column behind a membership helper column (`__sku_in_set_0` -> `sku`)."""
+    if column and column.startswith("__") and "_in_set_" in column:
+        return column[2:].rsplit("_in_set_", 1)[0]
+    return column
+
+
+def _is_large_set(e: Expectation) -> bool:
+    values = getattr(e, "value_set", None)
+    return (
+        isinstance(e, gxe.ExpectColumnValuesToBeInSet)
+        and isinstance(values, (list, tuple, set, frozenset))
+        and len(values) > LARGE_VALUE_SET
+    )
+
+
+def has_large_sets(expectations: Sequence[Expectation]) -> bool:
+    """Whether any expectation checks membership in a set too large to send to a database as a literal."""
+    return any(_is_large_set(e) for e in expectations)
 
 
 def _precompute_large_sets(
@@ -231,18 +465,12 @@ def _precompute_large_sets(
     helpers: dict[str, pd.Series] = {}
     renamed: dict[str, str] = {}
     for e in expectations:
-        values = getattr(e, "value_set", None)
-        if not (
-            isinstance(e, gxe.ExpectColumnValuesToBeInSet)
-            and e.column in frame.columns
-            and isinstance(values, (list, tuple, set, frozenset))
-            and len(values) > LARGE_VALUE_SET
-        ):
+        if not (_is_large_set(e) and e.column in frame.columns):
             swapped.append(e)
             continue
         column = frame[e.column]
         helper = f"__{e.column}_in_set_{len(helpers)}"
-        helpers[helper] = column.isin(values).astype("boolean").mask(column.isna())
+        helpers[helper] = column.isin(e.value_set).astype("boolean").mask(column.isna())
         stand_in = gxe.ExpectColumnValuesToBeInSet(column=helper, value_set=[True], mostly=e.mostly)
         renamed[_label_of(stand_in)] = _label_of(e)
         swapped.append(stand_in)
@@ -295,9 +523,12 @@ def _outcome(result: Any, key_columns: tuple[str, ...]) -> ExpectationOutcome:
         )
     count = details.get("unexpected_count")
     percent = details.get("unexpected_percent")
+    elements = details.get("element_count")
     return ExpectationOutcome(
         label=expectation_label(config.type, config.kwargs),
         success=bool(result.success),
+        column=config.kwargs.get("column") or config.kwargs.get("column_A"),
+        element_count=None if elements is None else int(elements),
         unexpected_count=None if count is None else int(count),
         unexpected_percent=None if percent is None else float(percent),
         failing_keys=failing_keys,

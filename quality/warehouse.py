@@ -5,8 +5,9 @@ from __future__ import annotations
 from great_expectations import expectations as gxe
 from great_expectations.expectations import Expectation
 
-from quality.commerce import key_rules, non_empty
-from quality.reference import ISO_4217_ACTIVE, LATITUDE_RANGE, LONGITUDE_RANGE, SKU_PATTERN
+from quality.commerce import currencies, key_rules, non_empty
+from quality.config import QualityRules
+from quality.reference import LATITUDE_RANGE, LONGITUDE_RANGE, SKU_PATTERN
 from quality.validation import DatasetSuite, References
 
 MOVEMENT_TYPES = ("receipt", "pick", "adjustment", "transfer")
@@ -17,17 +18,18 @@ WAREHOUSE_IDS = "SELECT warehouse_id FROM core.warehouses"
 SUPPLIER_IDS = "SELECT supplier_id FROM core.suppliers"
 
 
-def _currency(column: str = "currency") -> Expectation:
-    return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=sorted(ISO_4217_ACTIVE))
+def _currency(rules: QualityRules) -> Expectation:
+    return gxe.ExpectColumnValuesToBeInSet(column="currency", value_set=currencies(rules))
 
 
 def _warehouses(_: References) -> list[Expectation]:
+    return [non_empty(), *key_rules("warehouse_id"), gxe.ExpectColumnValuesToBeUnique(column="warehouse_code")]
+
+
+def _warehouse_rows(_: QualityRules) -> list[Expectation]:
     lat_min, lat_max = LATITUDE_RANGE
     lon_min, lon_max = LONGITUDE_RANGE
     return [
-        non_empty(),
-        *key_rules("warehouse_id"),
-        gxe.ExpectColumnValuesToBeUnique(column="warehouse_code"),
         gxe.ExpectColumnValuesToNotBeNull(column="country"),
         gxe.ExpectColumnValuesToBeBetween(column="latitude", min_value=lat_min, max_value=lat_max),
         gxe.ExpectColumnValuesToBeBetween(column="longitude", min_value=lon_min, max_value=lon_max),
@@ -40,11 +42,16 @@ def _stock_levels(refs: References) -> list[Expectation]:
         non_empty(),
         *key_rules("stock_level_id"),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "warehouse_id"]),
+        gxe.ExpectColumnValuesToBeInSet(column="sku", value_set=list(refs["variant_skus"])),
+        gxe.ExpectColumnValuesToBeInSet(column="warehouse_id", value_set=list(refs["warehouse_ids"])),
+    ]
+
+
+def _stock_level_rows(_: QualityRules) -> list[Expectation]:
+    return [
         gxe.ExpectColumnValuesToBeBetween(column="on_hand", min_value=0),
         gxe.ExpectColumnValuesToBeBetween(column="available", min_value=0),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="on_hand", column_B="available", or_equal=True),
-        gxe.ExpectColumnValuesToBeInSet(column="sku", value_set=list(refs["variant_skus"])),
-        gxe.ExpectColumnValuesToBeInSet(column="warehouse_id", value_set=list(refs["warehouse_ids"])),
     ]
 
 
@@ -53,20 +60,27 @@ def _stock_movements(refs: References) -> list[Expectation]:
         non_empty(),
         *key_rules("movement_id"),
         gxe.ExpectColumnValuesToBeUnique(column="sequence"),
-        gxe.ExpectColumnValuesToBeInSet(column="movement_type", value_set=list(MOVEMENT_TYPES)),
-        gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
-        gxe.ExpectColumnValuesToMatchRegex(column="sku", regex=SKU_PATTERN),
         gxe.ExpectColumnValuesToBeInSet(column="warehouse_id", value_set=list(refs["warehouse_ids"])),
     ]
 
 
-def _suppliers(_: References) -> list[Expectation]:
+def _stock_movement_rows(_: QualityRules) -> list[Expectation]:
     return [
-        non_empty(),
-        *key_rules("supplier_id"),
+        gxe.ExpectColumnValuesToBeInSet(column="movement_type", value_set=list(MOVEMENT_TYPES)),
+        gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
+        gxe.ExpectColumnValuesToMatchRegex(column="sku", regex=SKU_PATTERN),
+    ]
+
+
+def _suppliers(_: References) -> list[Expectation]:
+    return [non_empty(), *key_rules("supplier_id")]
+
+
+def _supplier_rows(rules: QualityRules) -> list[Expectation]:
+    return [
         gxe.ExpectColumnValuesToNotBeNull(column="lead_time_days"),
         gxe.ExpectColumnValuesToBeBetween(column="lead_time_days", min_value=0),
-        _currency(),
+        _currency(rules),
     ]
 
 
@@ -74,22 +88,30 @@ def _purchase_orders(refs: References) -> list[Expectation]:
     return [
         non_empty(),
         *key_rules("purchase_order_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(PURCHASE_ORDER_STATUSES)),
         gxe.ExpectColumnValuesToBeInSet(column="supplier_id", value_set=list(refs["supplier_ids"])),
         gxe.ExpectColumnValuesToBeInSet(column="warehouse_id", value_set=list(refs["warehouse_ids"])),
     ]
+
+
+def _purchase_order_rows(_: QualityRules) -> list[Expectation]:
+    return [gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(PURCHASE_ORDER_STATUSES))]
 
 
 def _purchase_order_lines(refs: References) -> list[Expectation]:
     return [
         non_empty(),
         *key_rules("purchase_order_id", "line_id"),
+        gxe.ExpectColumnValuesToBeInSet(column="sku", value_set=list(refs["variant_skus"])),
+    ]
+
+
+def _purchase_order_line_rows(rules: QualityRules) -> list[Expectation]:
+    return [
         gxe.ExpectColumnValuesToBeBetween(column="quantity_ordered", min_value=1),
         gxe.ExpectColumnValuesToBeBetween(column="quantity_received", min_value=0),
         gxe.ExpectColumnValuesToNotBeNull(column="unit_cost_minor"),
         gxe.ExpectColumnValuesToBeBetween(column="unit_cost_minor", min_value=0),
-        _currency(),
-        gxe.ExpectColumnValuesToBeInSet(column="sku", value_set=list(refs["variant_skus"])),
+        _currency(rules),
     ]
 
 
@@ -98,7 +120,7 @@ def _supplier_offers(refs: References) -> list[Expectation]:
         *key_rules("supplier_id", "supplier_sku"),
         gxe.ExpectColumnValuesToNotBeNull(column="unit_cost_minor"),
         gxe.ExpectColumnValuesToBeBetween(column="unit_cost_minor", min_value=0),
-        _currency(),
+        _currency(QualityRules()),
         gxe.ExpectColumnValuesToBeBetween(column="min_order_qty", min_value=1),
         gxe.ExpectColumnValuesToBeBetween(column="available_to_promise", min_value=0),
         gxe.ExpectColumnValuesToBeInSet(column="supplier_id", value_set=list(refs["supplier_ids"])),
@@ -112,6 +134,7 @@ warehouses_suite = DatasetSuite(
     key_columns=("warehouse_id",),
     columns=("warehouse_id", "warehouse_code", "country", "latitude", "longitude", "capacity_units"),
     expectations=_warehouses,
+    row_rules=_warehouse_rows,
 )
 
 stock_levels_suite = DatasetSuite(
@@ -122,6 +145,7 @@ stock_levels_suite = DatasetSuite(
     references={"variant_skus": VARIANT_SKUS, "warehouse_ids": WAREHOUSE_IDS},
     depends_on=("core.product_variants", "core.warehouses"),
     expectations=_stock_levels,
+    row_rules=_stock_level_rows,
 )
 
 stock_movements_suite = DatasetSuite(
@@ -132,6 +156,7 @@ stock_movements_suite = DatasetSuite(
     references={"warehouse_ids": WAREHOUSE_IDS},
     depends_on=("core.warehouses",),
     expectations=_stock_movements,
+    row_rules=_stock_movement_rows,
 )
 
 suppliers_suite = DatasetSuite(
@@ -140,6 +165,7 @@ suppliers_suite = DatasetSuite(
     key_columns=("supplier_id",),
     columns=("supplier_id", "lead_time_days", "currency"),
     expectations=_suppliers,
+    row_rules=_supplier_rows,
 )
 
 purchase_orders_suite = DatasetSuite(
@@ -150,6 +176,7 @@ purchase_orders_suite = DatasetSuite(
     references={"supplier_ids": SUPPLIER_IDS, "warehouse_ids": WAREHOUSE_IDS},
     depends_on=("core.suppliers", "core.warehouses"),
     expectations=_purchase_orders,
+    row_rules=_purchase_order_rows,
 )
 
 purchase_order_lines_suite = DatasetSuite(
@@ -168,6 +195,7 @@ purchase_order_lines_suite = DatasetSuite(
     references={"variant_skus": VARIANT_SKUS},
     depends_on=("core.product_variants",),
     expectations=_purchase_order_lines,
+    row_rules=_purchase_order_line_rows,
 )
 
 supplier_offers_suite = DatasetSuite(

@@ -64,7 +64,9 @@ def test_every_core_table_matches_the_simulator(simulator: Simulator, hub: HubRe
     assert {table: hub.scalar(f"SELECT count(*) FROM {table}") for table in expected} == expected
     assert hub.scalar("SELECT count(DISTINCT sku) FROM core.product_variants") == stats["skus"]
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 6 and all(e.passed for e in evaluations)
+    checks = sorted(e.check_name for e in evaluations)
+    assert checks.count("counts_reconcile") == 6 and len(checks) == 12  # a suite and a count check per table
+    assert all(e.passed for e in evaluations)
 
 
 def test_materializations_report_row_count_schema_and_preview(hub: HubResource, commerce):

@@ -1,26 +1,18 @@
-"""The suite check as Dagster runs it: a real DuckDB file read through a stand-in hub."""
+"""The suite check as Dagster runs it, on a real DuckDB hub file: its result, history and Data Docs page."""
 
 from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pandas as pd
 import pytest
 
 from quality.checks import build_suite_check, build_suite_checks
 from quality.commerce import COMMERCE_SUITES, inventory_entries_suite, prices_suite
+from quality.config import QualityRules
+from quality.paths import data_docs_dir, quality_dir
+from resources.hub import HubResource
 
 NEGATIVE_CENTS = "failed: expect_column_values_to_be_between(cent_amount, min_value=0)"
-
-
-class StandInHub(dg.ConfigurableResource):
-    """The one hub method checks rely on, over a real DuckDB file."""
-
-    path: str
-
-    def read_frame(self, sql: str) -> pd.DataFrame:
-        with duckdb.connect(self.path, read_only=True) as con:
-            return con.sql(sql).df()
 
 
 PRICES_DDL = """
@@ -28,21 +20,21 @@ CREATE SCHEMA IF NOT EXISTS core;
 CREATE TABLE core.prices (
     price_id TEXT, product_id TEXT, variant_id INTEGER, sku TEXT, currency TEXT,
     cent_amount BIGINT, fraction_digits INTEGER, country TEXT, channel_id TEXT,
-    valid_from TIMESTAMPTZ, valid_until TIMESTAMPTZ
+    valid_from TIMESTAMPTZ, valid_until TIMESTAMPTZ, _batch_id BIGINT
 );
 INSERT INTO core.prices VALUES
-    ('pr-1', 'p1', 1, 'ABC-000001-01', 'EUR', 1999, 2, 'DE', NULL, NULL, NULL),
-    ('pr-2', 'p1', 2, 'ABC-000001-02', 'USD', 2450, 2, 'US', NULL, NULL, NULL),
-    ('pr-3', 'p2', 1, 'XYZ-000002-01', 'JPY', 1200, 0, 'JP', 'ch-1', NULL, NULL);
+    ('pr-1', 'p1', 1, 'ABC-000001-01', 'EUR', 1999, 2, 'DE', NULL, NULL, NULL, 1),
+    ('pr-2', 'p1', 2, 'ABC-000001-02', 'USD', 2450, 2, 'US', NULL, NULL, NULL, 1),
+    ('pr-3', 'p2', 1, 'XYZ-000002-01', 'JPY', 1200, 0, 'JP', 'ch-1', NULL, NULL, 2);
 """
 
 
-def make_hub(tmp_path: Path, *statements: str) -> StandInHub:
+def make_hub(tmp_path: Path, *statements: str) -> HubResource:
     path = tmp_path / "hub.duckdb"
     with duckdb.connect(str(path)) as con:
         for sql in statements:
             con.execute(sql)
-    return StandInHub(path=str(path))
+    return HubResource(url=f"duckdb:///{path}")
 
 
 @dg.asset(key=["core", "prices"])
@@ -55,7 +47,7 @@ def price_list() -> None:
     return None
 
 
-def run_prices_check(hub: StandInHub) -> dg.ExecuteInProcessResult:
+def run_prices_check(hub: HubResource) -> dg.ExecuteInProcessResult:
     check = build_suite_check(prices_suite, ["core", "prices"])
     return dg.materialize([core_prices, price_list, check], resources={"hub": hub}, raise_on_error=False)
 
@@ -72,7 +64,7 @@ def test_passing_data_passes_the_check(tmp_path):
     assert isinstance(meta["pass_rate"], float)
     assert meta["rows_checked"] == 3
     assert meta["expectations_failed"] == 0
-    assert meta["expectations_passed"] == len(prices_suite.expectations({}))
+    assert meta["expectations_passed"] == len(prices_suite.expectations({})) + len(prices_suite.rows(QualityRules()))
     assert meta["unexpected_rows"] == 0
     assert not [k for k in meta if k.startswith("failed: ")]
     assert result.asset_materializations_for_node("price_list")
@@ -80,7 +72,7 @@ def test_passing_data_passes_the_check(tmp_path):
 
 def test_bad_row_fails_the_check_and_blocks_downstream(tmp_path):
     bad_row = (
-        "INSERT INTO core.prices VALUES ('pr-bad', 'p3', 1, 'QRS-000003-01', 'EUR', -500, 2, 'DE', NULL, NULL, NULL)"
+        "INSERT INTO core.prices VALUES ('pr-bad', 'p3', 1, 'QRS-000003-01', 'EUR', -500, 2, 'DE', NULL, NULL, NULL, 3)"
     )
     result = run_prices_check(make_hub(tmp_path, PRICES_DDL, bad_row))
     assert not result.success
@@ -102,6 +94,36 @@ def test_bad_row_fails_the_check_and_blocks_downstream(tmp_path):
     assert not any(e.is_step_success for e in price_list_steps)
 
 
+def test_every_check_run_appends_its_validation_history_and_data_docs_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path / "quality"))
+    bad_row = (
+        "INSERT INTO core.prices VALUES ('pr-bad', 'p3', 1, 'QRS-000003-01', 'EUR', -500, 2, 'DE', NULL, NULL, NULL, 3)"
+    )
+    hub = make_hub(tmp_path, PRICES_DDL, bad_row)
+    first, second = run_prices_check(hub), run_prices_check(hub)
+    history = hub.read_frame("SELECT * FROM quality.validation_runs ORDER BY validated_at, expectation")
+    assert set(history["run_id"]) == {first.run_id, second.run_id}
+    runs = history[history.run_id == first.run_id].set_index("expectation")
+    assert len(runs) == len(prices_suite.expectations({})) + len(prices_suite.rows(QualityRules()))
+    negative = runs.loc["expect_column_values_to_be_between(cent_amount, min_value=0)"]
+    assert (negative.dataset, negative.table_name, negative.column_name) == (
+        "prices_suite",
+        "core.prices",
+        "cent_amount",
+    )
+    assert not negative.success and negative.unexpected_count == 1 and negative.element_count == 4
+    assert negative.batch_id == 3
+    assert runs.loc["expect_table_row_count_to_be_between(min_value=1)"].observed_value == "4"
+    assert runs["success"].sum() == len(runs) - 1
+    # One Data Docs page per validation, under the configured directory, linked from the check.
+    pages = set(history["data_docs_path"])
+    assert len(pages) == 2 and all((quality_dir() / page).is_file() for page in pages)
+    assert (data_docs_dir() / "index.html").is_file()
+    [evaluation] = first.get_asset_check_evaluations()
+    assert evaluation.metadata["data_docs"].value == str(quality_dir() / runs["data_docs_path"].iloc[0])
+    assert evaluation.metadata["quality_report"].value == str(quality_dir() / "index.html")
+
+
 def test_empty_table_fails(tmp_path):
     result = run_prices_check(make_hub(tmp_path, PRICES_DDL, "DELETE FROM core.prices"))
     [evaluation] = result.get_asset_check_evaluations()
@@ -115,12 +137,12 @@ def test_inventory_check_reads_its_reference_through_the_hub(tmp_path):
     hub = make_hub(
         tmp_path,
         "CREATE SCHEMA core",
-        "CREATE TABLE core.product_variants (product_id TEXT, variant_id INTEGER, sku TEXT)",
-        "INSERT INTO core.product_variants VALUES ('p1', 1, 'ABC-000001-01'), ('p1', 2, NULL)",
+        "CREATE TABLE core.product_variants (product_id TEXT, variant_id INTEGER, sku TEXT, _batch_id BIGINT)",
+        "INSERT INTO core.product_variants VALUES ('p1', 1, 'ABC-000001-01', 1), ('p1', 2, NULL, 1)",
         """CREATE TABLE core.inventory_entries (inventory_entry_id TEXT, sku TEXT,
-            supply_channel_id TEXT, quantity_on_stock BIGINT, available_quantity BIGINT)""",
+            supply_channel_id TEXT, quantity_on_stock BIGINT, available_quantity BIGINT, _batch_id BIGINT)""",
         """INSERT INTO core.inventory_entries VALUES
-            ('ie-1', 'ABC-000001-01', 'ch-1', 5, 5), ('ie-2', 'ORP-000009-01', 'ch-1', 1, 1)""",
+            ('ie-1', 'ABC-000001-01', 'ch-1', 5, 5, 1), ('ie-2', 'ORP-000009-01', 'ch-1', 1, 1, 1)""",
     )
 
     @dg.asset(key=["core", "inventory_entries"])
@@ -143,3 +165,27 @@ def test_build_suite_checks_maps_tables_to_blocking_checks():
     assert len(specs) == len(COMMERCE_SUITES)
     assert all(spec.blocking for spec in specs.values())
     assert all("hub" in check.required_resource_keys for check in checks)
+
+
+def test_on_postgres_the_check_validates_in_the_database_with_the_same_outcome(tmp_path):
+    import psycopg
+
+    from tests.conftest import postgres_hub
+
+    bad_row = (
+        "INSERT INTO core.prices VALUES ('pr-bad', 'p3', 1, 'QRS-000003-01', 'EUR', -500, 2, 'DE', NULL, NULL, NULL, 3)"
+    )
+    with postgres_hub() as postgres:
+        with psycopg.connect(**postgres.backend.conninfo, autocommit=True) as con:
+            for sql in (PRICES_DDL, bad_row):
+                con.execute(sql)
+        outcomes = {}
+        for name, hub in (("postgres", postgres), ("duckdb", make_hub(tmp_path, PRICES_DDL, bad_row))):
+            [evaluation] = run_prices_check(hub).get_asset_check_evaluations()
+            meta = {k: v.value for k, v in evaluation.metadata.items()}
+            outcomes[name] = (evaluation.passed, meta.pop("validated_in"), meta["rows_checked"], meta[NEGATIVE_CENTS])
+
+    assert outcomes["postgres"][1] == "database" and outcomes["duckdb"][1] == "pandas"
+    assert outcomes["postgres"][0] is outcomes["duckdb"][0] is False
+    assert outcomes["postgres"][2:] == outcomes["duckdb"][2:]
+    assert outcomes["postgres"][3]["failing_keys"] == [{"price_id": "pr-bad", "sku": "QRS-000003-01"}]
