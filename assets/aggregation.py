@@ -193,7 +193,11 @@ def serving_product_experience(
 ) -> dg.MaterializeResult:
     """Rebuild the product experience read model from core."""
     settings = rules.section("aggregation", AggregationRules)
-    products = read_table(hub, PRODUCTS, "SELECT product_id, product_key, name, published FROM core.products")
+    for spec in (PRODUCTS, INVENTORY_ENTRIES):
+        hub.ensure_table(spec)  # a hub made before soft deletes gains deleted_at
+    products = read_table(
+        hub, PRODUCTS, "SELECT product_id, product_key, name, published FROM core.products WHERE deleted_at IS NULL"
+    )
     variants = read_table(hub, PRODUCT_VARIANTS, "SELECT product_id, sku FROM core.product_variants")
     prices = read_table(
         hub, PRICES, "SELECT product_id, currency, cent_amount, valid_from, valid_until FROM core.prices"
@@ -203,7 +207,7 @@ def serving_product_experience(
         INVENTORY_ENTRIES,
         "SELECT v.product_id, e.available_quantity, c.country FROM core.inventory_entries e"
         " JOIN core.product_variants v ON v.sku = e.sku"
-        " LEFT JOIN core.channels c ON c.channel_id = e.supply_channel_id",
+        " LEFT JOIN core.channels c ON c.channel_id = e.supply_channel_id WHERE e.deleted_at IS NULL",
     )
     newest = None
     if hub.backend.table_exists(PRODUCT_DAILY_METRICS.name):

@@ -213,7 +213,8 @@ def reconcile(
 
 ENTRIES_SQL = (
     "SELECT sku, supply_channel_id AS location_id, quantity_on_stock, available_quantity, restockable_in_days, "
-    "last_modified_at FROM core.inventory_entries WHERE sku IS NOT NULL AND supply_channel_id IS NOT NULL"
+    "last_modified_at FROM core.inventory_entries WHERE sku IS NOT NULL AND supply_channel_id IS NOT NULL "
+    "AND deleted_at IS NULL"
 )
 LEVELS_SQL = (
     "SELECT sku, warehouse_id AS location_id, on_hand, allocated, available, updated_at FROM core.stock_levels "
@@ -244,6 +245,7 @@ LEVELS_SQL = (
 def reconcile_inventory(context: dg.AssetExecutionContext, hub: HubResource, rules: RulesResource):
     """Positions and their conflicts, rebuilt together in one load from the two systems' current stock."""
     settings = rules.section("inventory", InventoryRules)
+    hub.ensure_table(INVENTORY_ENTRIES)  # a hub made before soft deletes gains deleted_at
     entries = read_table(hub, INVENTORY_ENTRIES, ENTRIES_SQL)
     levels = read_table(hub, STOCK_LEVELS, LEVELS_SQL)
     positions, conflicts = reconcile(entries, levels, settings, datetime.now(UTC))

@@ -15,6 +15,7 @@ from resources.commerce import CommerceToolsResource
 from resources.hub import HubResource
 from resources.payments import StripeResource
 from resources.pii import PiiHashResource
+from resources.queue import CommerceQueueResource
 from resources.rules import RulesResource
 from resources.warehouse import WarehouseResource
 
@@ -32,6 +33,8 @@ EMBEDDED = {
     "ANALYTICS_API_URL": f"{SIMULATOR_URL}/analytics/v1",
     "ANALYTICS_PROPERTY_ID": "123456789",
     "ALERT_WEBHOOK_URL": "",
+    "COMMERCE_SUBSCRIPTION_AMQP_URL": "",
+    "COMMERCE_SUBSCRIPTION_QUEUE": "commerce-messages",
     "RULES_FILE": "dagster_project/rules.yaml",
 }
 # The simulators' demo credentials; each is used only while its system's URL is left at the simulator.
@@ -104,3 +107,10 @@ def alert_webhook_resource() -> AlertWebhookResource:
 
 def rules_resource() -> RulesResource:
     return RulesResource(path=setting("RULES_FILE"))
+
+
+def commerce_queue_resource() -> CommerceQueueResource:
+    """The commerce subscription queue; its URL carries the broker password, so it is read as an EnvVar."""
+    return CommerceQueueResource(
+        url=setting("COMMERCE_SUBSCRIPTION_AMQP_URL"), queue=setting("COMMERCE_SUBSCRIPTION_QUEUE")
+    )

@@ -8,14 +8,16 @@ batch (`_batch_id`), and record how far they applied in `ops.sync_state`, so no 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import dagster as dg
 import orjson
 
-from resources.hub import HubResource, Load, TableSpec
+from resources.hub import HubError, HubResource, Load, TableSpec
 
 CHANGE_EVENTS = TableSpec(
     "ops.change_events",
@@ -100,3 +102,37 @@ def new_event_count(load: Load) -> int:
     """How many of the appended events were not stored before."""
     result = load.results.get(CHANGE_EVENTS.name)
     return result.rows_changed if result else 0
+
+
+def waiting_run(instance: dg.DagsterInstance, job_name: str) -> str | None:
+    """The id of a `job_name` run that was requested but has not started yet.
+
+    A sensor that finds one asks for no other run behind it: with one writer on the hub, runs
+    requested faster than they finish would pile up in the queue.
+    """
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            job_name=job_name,
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING],
+        ),
+        limit=1,
+    )
+    return records[0].dagster_run.run_id if records else None
+
+
+def skip_when_hub_busy(tick: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a sensor tick so the DuckDB hub locked by a running step (one writer) skips it instead of failing.
+
+    Nothing was committed, so no cursor moved and no message was acked: the next tick reads again.
+    """
+
+    @functools.wraps(tick)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return tick(*args, **kwargs)
+        except HubError as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            return dg.SkipReason(f"the hub is busy with a running step, the next tick reads again: {exc}")
+
+    return guarded

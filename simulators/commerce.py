@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from simulators import messages as M
 from simulators import predicates as P
 from simulators.world import (
     ADJECTIVES,
@@ -204,6 +205,18 @@ class OrderRecord(Record):
         Record.apply(self, doc)
 
 
+class MessageRecord(Record):
+    __slots__ = ("resource_id", "resource_type_id", "resource_version", "sequence_number", "type")
+
+    def apply(self, doc: dict) -> None:
+        self.type = doc["type"]
+        self.sequence_number = doc["sequenceNumber"]
+        self.resource_version = doc["resourceVersion"]
+        self.resource_id = doc["resource"]["id"]
+        self.resource_type_id = doc["resource"]["typeId"]
+        Record.apply(self, doc)
+
+
 class CustomerRecord(Record):
     __slots__ = ("country", "email", "first_name", "last_name")
 
@@ -345,6 +358,27 @@ def _order_schema() -> P.Schema:
     return P.Schema("order", f)
 
 
+def _message_schema() -> P.Schema:
+    f = {k: v for k, v in _common_fields().items() if k != "key"}
+    f["sequenceNumber"] = P.FieldSpec("sequenceNumber", "number", attrgetter("sequence_number"))
+    f["resourceVersion"] = P.FieldSpec("resourceVersion", "number", attrgetter("resource_version"))
+    f["type"] = P.FieldSpec("type", "string", attrgetter("type"))
+    f["resource"] = P.FieldSpec(
+        "resource",
+        "nested",
+        lambda r: ((r.resource_type_id, r.resource_id),),
+        sortable=False,
+        schema=P.Schema(
+            "reference",
+            {
+                "id": P.FieldSpec("id", "string", lambda ref: ref[1]),
+                "typeId": P.FieldSpec("typeId", "string", lambda ref: ref[0]),
+            },
+        ),
+    )
+    return P.Schema("message", f)
+
+
 def _customer_schema() -> P.Schema:
     f = _common_fields()
     f["email"] = P.FieldSpec("email", "string", attrgetter("email"), nullable=True)
@@ -457,6 +491,42 @@ class Collection:
             for v in self._hash_values(f, rec):
                 self.hash_idx[f].setdefault(v, []).append(rec)
         return rec
+
+    def add_many(self, docs: Sequence[dict]) -> None:
+        """Add new records; a big batch re-sorts the indexes once instead of inserting one by one."""
+        if len(docs) <= 32:
+            for doc in docs:
+                self.add(doc)
+            return
+        recs = [self.record_cls(doc) for doc in docs]
+        if len({r.id for r in recs}) < len(recs) or any(r.id in self.by_id for r in recs):
+            raise ValueError("duplicate id")
+        self.by_id.update((r.id, r) for r in recs)
+        self._reindex_all()
+
+    def remove(self, ids: Sequence[str]) -> list[Record]:
+        """Delete the records with these ids (unknown ids are ignored); returns the removed records."""
+        gone = [rec for i in dict.fromkeys(ids) if (rec := self.by_id.pop(i, None)) is not None]
+        if not gone:
+            return gone
+        _remove_sorted(self.ids, self.id_recs, sorted(r.id for r in gone))
+        for name, get in _TIME_FIELDS.items():
+            _remove_sorted(self.time_keys[name], self.time_recs[name], sorted((get(r), r.id) for r in gone))
+        doomed = {id(r) for r in gone}
+        for f in self.hash_fields:
+            idx = self.hash_idx[f]
+            for rec in gone:
+                for v in self._hash_values(f, rec):
+                    kept = [x for x in idx.get(v, ()) if id(x) not in doomed]
+                    if kept:
+                        idx[v] = kept
+                    else:
+                        idx.pop(v, None)
+        return gone
+
+    def clear(self) -> None:
+        self.by_id.clear()
+        self._reindex_all()
 
     def replace(self, changes: Sequence[tuple[Record, dict]]) -> None:
         """Apply new documents to existing records, keeping every index right."""
@@ -671,10 +741,16 @@ def _gc_paused():
         gc.freeze()
 
 
-class CommerceStore:
-    """The five collections of one project, built from a :class:`World`."""
+def message_log(seed: int) -> M.MessageLog:
+    """An empty message log whose messages are queryable like any collection."""
+    return M.MessageLog(Collection("messages", _message_schema(), MessageRecord, hash_fields=()), seed)
 
-    def __init__(self, world: World) -> None:
+
+class CommerceStore:
+    """The five collections of one project, built from a :class:`World`, and its message log."""
+
+    def __init__(self, world: World, messages: M.MessageLog | None = None) -> None:
+        self.messages = messages or message_log(world.seed)
         with _gc_paused():
             self._build(world)
 
@@ -756,8 +832,22 @@ class CommerceStore:
             return BRANDS[self.world.plan_brand[number - 1]], PRODUCT_TYPES[self.world.plan_type[number - 1]]
         return None, None
 
-    def churn(self, n_products: int, n_inventory: int, ts: int, seed: int | None = None) -> dict:
+    def churn(
+        self,
+        n_products: int,
+        n_inventory: int,
+        ts: int,
+        seed: int | None = None,
+        deleted_products: int = 0,
+        deleted_inventory: int = 0,
+    ) -> dict:
+        """Change prices and names of products and quantities of inventory entries, then delete some.
+
+        Every change and deletion records one message, all with the same ``createdAt``.
+        """
         rng = self._rng_for(seed)
+        log = self.messages
+        messages: list[dict] = []
         stamp = format_ms(ts)
         prods = self.products.id_recs
         picked = [prods[i] for i in sorted(rng.sample(range(len(prods)), min(n_products, len(prods))))]
@@ -781,6 +871,7 @@ class CommerceStore:
             else:
                 doc["name"]["en-US"] = f"{current.split(' (Edition')[0]} (Edition {doc['version']})"
             changes.append((rec, doc))
+            messages.append(log.message(M.PRODUCT, doc, M.product_published(doc), stamp, doc["version"]))
         self.products.replace(changes)
 
         inv = self.inventory.id_recs
@@ -797,12 +888,36 @@ class CommerceStore:
             doc["quantityOnStock"] = max(qty, 0)
             doc["availableQuantity"] = doc["quantityOnStock"] - rng.randint(0, min(doc["quantityOnStock"], 25))
             inv_changes.append((rec, doc))
+            change = M.inventory_quantity_set(rec.load(), doc)
+            messages.append(log.message(M.INVENTORY_ENTRY, doc, change, stamp, doc["version"]))
         self.inventory.replace(inv_changes)
+        gone_products = self._delete(self.products, M.PRODUCT, M.product_deleted, deleted_products, rng, stamp)
+        gone_inventory = self._delete(
+            self.inventory, M.INVENTORY_ENTRY, M.inventory_deleted, deleted_inventory, rng, stamp
+        )
+        log.record(messages + gone_products + gone_inventory)
         return {
             "products": [r.id for r in picked],
             "inventory": [r.id for r in picked_inv],
+            "deleted_products": [m["resource"]["id"] for m in gone_products],
+            "deleted_inventory": [m["resource"]["id"] for m in gone_inventory],
             "lastModifiedAt": stamp,
         }
+
+    def _delete(
+        self, coll: Collection, type_id: str, change: Callable[[dict], tuple[str, dict]], n: int, rng, stamp: str
+    ) -> list[dict]:
+        """Remove ``n`` random records of ``coll``; one deletion message each (``resourceVersion`` is version + 1)."""
+        if n <= 0:
+            return []
+        recs = coll.id_recs
+        doomed = [recs[i] for i in sorted(rng.sample(range(len(recs)), min(n, len(recs))))]
+        messages = [
+            self.messages.message(type_id, doc, change(doc), stamp, doc["version"] + 1)
+            for doc in (r.load() for r in doomed)
+        ]
+        coll.remove([r.id for r in doomed])
+        return messages
 
     # -- bad records ---------------------------------------------------------------------------
     def inject(self, kinds: Sequence[str], ts: int, seed: int | None = None) -> dict:
@@ -827,6 +942,12 @@ class CommerceStore:
             doc["version"] += 1
             doc["lastModifiedAt"] = stamp
             return doc
+
+        messages: list[dict] = []
+
+        def publish(rec: Record, doc: dict) -> None:
+            self.products.replace([(rec, doc)])
+            messages.append(self.messages.message(M.PRODUCT, doc, M.product_published(doc), stamp, doc["version"]))
 
         def sku_variants(doc: dict) -> list[dict]:
             vs = [v for v in (doc["masterVariant"], *doc["variants"]) if v.get("sku") and v.get("prices")]
@@ -865,13 +986,13 @@ class CommerceStore:
                     ]
                 price = v["prices"][rng.randrange(len(v["prices"]))]
                 price["value"]["centAmount"] = -max(1, abs(price["value"]["centAmount"]))
-                self.products.replace([(rec, doc)])
+                publish(rec, doc)
                 out[kind] = {"product_id": rec.id, "sku": v.get("sku"), "price_id": price["id"]}
             elif kind == "missing_sku":
                 rec = pool.pop()
                 doc = bump(rec)
                 v = new_variant(doc, None)
-                self.products.replace([(rec, doc)])
+                publish(rec, doc)
                 out[kind] = {"product_id": rec.id, "variant_id": v["id"]}
             elif kind == "duplicate_sku":
                 source = pool.pop()
@@ -879,7 +1000,7 @@ class CommerceStore:
                 sku = source.skus[0] if source.skus else self.world.skus[0]
                 doc = bump(target)
                 v = new_variant(doc, sku)
-                self.products.replace([(target, doc)])
+                publish(target, doc)
                 out[kind] = {
                     "product_id": target.id,
                     "variant_id": v["id"],
@@ -900,7 +1021,7 @@ class CommerceStore:
                     },
                 }
                 v.setdefault("prices", []).append(price)
-                self.products.replace([(rec, doc)])
+                publish(rec, doc)
                 out[kind] = {"product_id": rec.id, "sku": v.get("sku"), "price_id": price["id"]}
             elif kind == "negative_stock":
                 inv = self.inventory.id_recs
@@ -910,7 +1031,9 @@ class CommerceStore:
                 doc = bump(rec)
                 doc["quantityOnStock"] = -rng.randint(1, 50)
                 doc["availableQuantity"] = doc["quantityOnStock"]
+                change = M.inventory_quantity_set(rec.load(), doc)
                 self.inventory.replace([(rec, doc)])
+                messages.append(self.messages.message(M.INVENTORY_ENTRY, doc, change, stamp, doc["version"]))
                 out[kind] = {"inventory_entry_id": rec.id, "sku": doc["sku"]}
             elif kind == "orphan_inventory":
                 sku = self._free_orphan_sku()
@@ -936,9 +1059,11 @@ class CommerceStore:
                 while doc["id"] in self.inventory.by_id:  # pragma: no cover - astronomically unlikely
                     doc["id"] = uuid4_str(rng)
                 rec = self.inventory.add(doc)
+                messages.append(self.messages.message(M.INVENTORY_ENTRY, doc, M.inventory_created(doc), stamp, 1))
                 out[kind] = {"inventory_entry_id": rec.id, "sku": sku}
             else:  # pragma: no cover - validated by the caller
                 raise ValueError(f"unknown kind {kind!r}")
+        self.messages.record(messages)
         return out
 
     # -- orders --------------------------------------------------------------------------------
@@ -1125,18 +1250,19 @@ class CommerceSystem:
     def __init__(self, world: World, config: CommerceConfig | None = None) -> None:
         self.config = config or CommerceConfig()
         self.tokens = TokenStore(self.config.token_ttl)
-        self.store = CommerceStore(world)
+        self.messages = message_log(world.seed)  # outlives resets, so its subscribers do too
+        self.store = CommerceStore(world, self.messages)
         self.created_ms = world.catalog_times[0]
 
     # -- world lifecycle -----------------------------------------------------------------------
-    @staticmethod
-    def build_state(world: World) -> CommerceStore:
+    def build_state(self, world: World) -> CommerceStore:
         """Build the new state for ``world`` (no lock needed; swap it in with :meth:`swap_state`)."""
-        return CommerceStore(world)
+        return CommerceStore(world, self.messages)
 
     def swap_state(self, state: CommerceStore) -> CommerceStore:
-        """Install ``state``; returns the previous one (so the caller can free it outside its lock)."""
+        """Install ``state`` and clear the messages; returns the previous state (to free outside the lock)."""
         old, self.store = self.store, state
+        self.messages.clear(seed=state.world.seed)
         self.created_ms = state.world.catalog_times[0]
         return old
 
@@ -1172,7 +1298,7 @@ class CommerceSystem:
             )
         if len(segments) == 1:
             return 200, orjson.dumps(self._project_doc()), []
-        coll = self.store.collections.get(segments[1])
+        coll = self.messages.store if segments[1] == "messages" else self.store.collections.get(segments[1])
         if coll is None or len(segments) > 3:
             return not_found(f"URI not found: /{'/'.join(segments)}")
         if len(segments) == 3:
@@ -1245,7 +1371,7 @@ class CommerceSystem:
             "currencies": ["USD", "EUR", "GBP"],
             "languages": ["en-US", "fr-FR"],
             "createdAt": stamp,
-            "messages": {"enabled": False},
+            "messages": {"enabled": True},
         }
 
     def _get_one(self, coll: Collection, ident: str) -> Reply:

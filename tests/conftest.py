@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pika
+import pika.exceptions
 import psycopg
 import pytest
 import requests
@@ -35,6 +37,9 @@ DEFAULT_SEED = 7
 RULES_FILE = Path(__file__).parent.parent / "dagster_project" / "rules.yaml"
 # Set by .ci/run. When set, the Postgres variants must run (and fail loudly if the server is down).
 POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
+# Set by .ci/run. When set, the RabbitMQ tests must run (and fail loudly if the broker is down).
+AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL")
+LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def free_port() -> int:
@@ -61,6 +66,19 @@ class Simulator:
     @property
     def commerce_url(self) -> str:
         return f"{self.url}/commerce"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quality_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Suite checks write Data Docs under QUALITY_DIR: a temporary one, never the project's data/quality."""
+    path = tmp_path_factory.mktemp("quality")
+    before = os.environ.get("QUALITY_DIR")
+    os.environ["QUALITY_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("QUALITY_DIR", None)
+    else:
+        os.environ["QUALITY_DIR"] = before
 
 
 @pytest.fixture(scope="session")
@@ -178,3 +196,30 @@ def every_resource(simulator: Simulator, hub: HubResource, landing_dir: Path) ->
         "rules": RulesResource(path=str(RULES_FILE)),
         "alert_webhook": AlertWebhookResource(),
     }
+
+
+@dataclass
+class AmqpQueue:
+    url: str
+    name: str
+
+    def channel(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        return pika.BlockingConnection(pika.URLParameters(self.url)).channel()
+
+
+@pytest.fixture
+def amqp_queue() -> Iterator[AmqpQueue]:
+    """A queue of its own on the test RabbitMQ, deleted afterwards; skips if the broker is not reachable,
+    unless HUB_TEST_AMQP_URL is set."""
+    url = AMQP_URL or LOCAL_AMQP_URL
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except pika.exceptions.AMQPError as exc:
+        if AMQP_URL:
+            pytest.fail(f"HUB_TEST_AMQP_URL is set but RabbitMQ cannot be reached: {type(exc).__name__}")
+        pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672 and HUB_TEST_AMQP_URL is not set")
+    queue = AmqpQueue(url, f"hub-test-{uuid.uuid4().hex[:12]}")
+    yield queue
+    channel = queue.channel()
+    channel.queue_delete(queue.name)
+    channel.connection.close()

@@ -28,6 +28,9 @@ ASSETS_BY_GROUP = {
         "raw/commerce_orders",
         "raw/commerce_product_projections",
     },
+    "quality": {
+        "quality/report",
+    },
     "payments": {
         "core/balance_transactions",
         "core/disputes",
@@ -97,6 +100,15 @@ CHECKS = {
     ("serving/v1_sourcing_options", "sourcing_options_suite"),
     ("serving/v1_sourcing_options", "sourcing_ranks_dense"),
 }
+# Conformed core tables reconcile their batch counts; every raw table has a schema-drift check.
+CONFORMED_TABLES = {
+    "core/balance_transactions", "core/categories", "core/channels", "core/customers", "core/disputes",
+    "core/inventory_entries", "core/order_lines", "core/orders", "core/payments", "core/prices",
+    "core/product_variants", "core/products", "core/purchase_order_lines", "core/purchase_orders", "core/refunds",
+    "core/stock_levels", "core/stock_movements", "core/suppliers", "core/warehouses",
+}  # fmt: skip
+CHECKS |= {(table, "counts_reconcile") for table in CONFORMED_TABLES}
+CHECKS |= {(key, "schema_drift") for keys in ASSETS_BY_GROUP.values() for key in keys if key.startswith("raw/")}
 
 
 def test_asset_keys_and_groups():
@@ -122,6 +134,12 @@ def test_jobs_and_resources():
         "analytics_daily_job",
         "serving_job",
         "supplier_file_job",
+        "quality_report_job",
+        "commerce_changes_job",
+        "replay_inventory_job",
+        "payment_events_apply_job",
+        "warehouse_movements_job",
+        "quarantine_release_job",
     }
     assert set(defs.resources) == {
         "hub",
@@ -132,8 +150,18 @@ def test_jobs_and_resources():
         "pii",
         "rules",
         "alert_webhook",
+        "commerce_queue",
     }
-    assert {sensor.name for sensor in defs.sensors} == {"failure_alerts", "supplier_file_sensor"}
+    assert {sensor.name for sensor in defs.sensors} == {
+        "failure_alerts",
+        "supplier_file_sensor",
+        "quality_report_after_success",
+        "quality_report_after_failure",
+        "commerce_messages_sensor",
+        "commerce_queue_sensor",
+        "payment_events_sensor",
+        "warehouse_movements_sensor",
+    }
     assert {schedule.name for schedule in defs.schedules} == {
         "nightly_full_sync",
         "incremental_sync_every_15_minutes",
