@@ -13,6 +13,8 @@ from pydantic import Field, PrivateAttr
 from resources.http import ExternalSystemError, HttpClient, RetryPolicy
 
 SYSTEM = "analytics"
+#: how often an empty page short of the announced rowCount is asked again before the report fails
+EMPTY_PAGE_ATTEMPTS = 3
 MAX_PAGE_SIZE = 250_000
 DIMENSIONS = ("date", "itemId")
 METRICS = ("itemsViewed", "itemsAddedToCart", "itemsPurchased", "itemRevenue")
@@ -64,7 +66,7 @@ class AnalyticsResource(dg.ConfigurableResource):
         `currency` (the property's ISO currency). Pages follow (date, itemId) order so offset
         paging is stable; a report that ends before its `rowCount` raises rather than lose rows.
         """
-        offset = 0
+        offset, empty = 0, 0
         while True:
             body = self._run_report(str(start_date), str(end_date), offset)
             total = int(body.get("rowCount", 0))
@@ -79,9 +81,10 @@ class AnalyticsResource(dg.ConfigurableResource):
             offset += len(rows)
             if offset >= total:
                 return
-            if not rows:
+            empty = 0 if rows else empty + 1  # an empty page short of rowCount is asked again, a few times
+            if empty == EMPTY_PAGE_ATTEMPTS:
                 detail = f"the report ended at row {offset} of the {total} it announced"
-                raise ExternalSystemError(SYSTEM, self._endpoint, detail, status=200)
+                raise ExternalSystemError(SYSTEM, self._endpoint, detail, status=200, attempts=empty)
 
     @property
     def _endpoint(self) -> str:

@@ -10,10 +10,12 @@ never carry a credential.
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+import queue
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import requests
@@ -21,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 class ExternalSystemError(RuntimeError):
@@ -226,3 +229,49 @@ def _error_summary(response: requests.Response) -> str:
             message = body["error"].get("message")
     parts = [p for p in (code, message) if p]
     return ": ".join(str(p)[:300] for p in parts) or response.reason or "error"
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items` in order, produced up to `depth` ahead by a thread: the next page is on the wire while the caller works.
+
+    An error raised by `items` is raised here, where it would have been. Closing the returned generator
+    stops the thread once its current item is done.
+    """
+    buffer: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stopped.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((False, item)):
+                    return
+            put((True, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((True, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            done, value = buffer.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stopped.set()
+        thread.join()

@@ -13,6 +13,8 @@ from resources.http import ExternalSystemError, HttpClient, RetryPolicy
 
 SYSTEM = "payments"
 MAX_PAGE_SIZE = 100
+#: how often an empty page that says `has_more` is asked again before the listing fails
+EMPTY_PAGE_ATTEMPTS = 3
 OBJECTS = ("charges", "refunds", "disputes", "payment_intents", "balance_transactions", "events")
 
 Page = list[dict[str, Any]]
@@ -52,13 +54,27 @@ class StripeResource(dg.ConfigurableResource):
         params: dict[str, Any] = {"limit": self.page_size}
         if created_gte is not None:
             params["created[gte]"] = unix_seconds(created_gte)
+        empty = 0
         while True:
             body = self._get(f"/v1/{object_name}", params)
             page = body["data"]
             if page:
                 yield page
-            if not body.get("has_more") or not page:
+            if not body.get("has_more"):
                 return
+            if not page:  # claims more but gave nothing: ask again, a few times, never stop short
+                empty += 1
+                if empty == EMPTY_PAGE_ATTEMPTS:
+                    raise ExternalSystemError(
+                        SYSTEM,
+                        f"GET /v1/{object_name}",
+                        "the page stayed empty while has_more said more followed",
+                        status=200,
+                        attempts=empty,
+                        setting="PAYMENTS_API_URL",
+                    )
+                continue
+            empty = 0
             params = {**params, "starting_after": page[-1]["id"]}
 
     def get(self, object_name: str, object_id: str) -> dict[str, Any]:

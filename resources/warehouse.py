@@ -15,6 +15,8 @@ from resources.http import ExternalSystemError, HttpClient, RetryPolicy
 SYSTEM = "warehouse"
 MAX_PAGE_SIZE = 1000
 API_KEY_SETTING = "WAREHOUSE_API_KEY"
+#: empty pages in a row that still give a next cursor before a listing fails
+EMPTY_PAGE_ATTEMPTS = 3
 API_URL_SETTING = "WAREHOUSE_API_URL"
 LANDING_DIR_SETTING = "WAREHOUSE_LANDING_DIR"
 
@@ -80,12 +82,23 @@ class WarehouseResource(dg.ConfigurableResource):
         params = {"limit": str(self.page_size)}
         if updated_since is not None:
             params["updated_since"] = format_timestamp(updated_since)
+        empty = 0
         while True:
             body = self._get(f"/v1/{resource}", params)
             if body["data"]:
                 yield body["data"]
             if not body.get("next_cursor"):
                 return
+            empty = 0 if body["data"] else empty + 1
+            if empty == EMPTY_PAGE_ATTEMPTS:
+                raise ExternalSystemError(
+                    SYSTEM,
+                    f"GET /v1/{resource}",
+                    f"{empty} empty pages in a row still gave a next cursor",
+                    status=200,
+                    attempts=empty,
+                    setting=API_URL_SETTING,
+                )
             params = {**params, "cursor": body["next_cursor"]}
 
     def movement_feed(self, after: str | None = None) -> MovementFeed:

@@ -1,7 +1,7 @@
 """Command line.
 
-``python -m simulators serve [options]``
-    run the simulators until SIGINT/SIGTERM (exit code 0).
+``python -m simulators serve [options] [--faults FILE.json]``
+    run the simulators until SIGINT/SIGTERM (exit code 0), with the fault profile's rules on from the start.
 ``python -m simulators drop-files --dir DIR --date YYYY-MM-DD [--seed S] [--products N] [--bad-rows K]``
     write a day's supplier CSV feed and print a JSON summary (file, rows, malformed lines).
 ``python -m simulators run [options] -- COMMAND [ARGS...]``
@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -34,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--token-ttl", type=int, default=172_800, help="token lifetime in seconds")
     common.add_argument("--quiet", action="store_true", help="print only the 'serving on' line and errors")
     common.add_argument("--log-requests", action="store_true", help="log one line per request to stderr")
+    common.add_argument("--faults", metavar="FILE.json", help="fault rules on from the start (docs/simulators.md)")
+    common.add_argument(
+        "--churn-every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="churn a few products, inventory entries, orders, payments and stock movements this often",
+    )
 
     parser = argparse.ArgumentParser(prog="python -m simulators", description="Simulated external systems.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,7 +69,28 @@ def _server_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "client_secret": args.client_secret,
         "token_ttl": args.token_ttl,
         "log_requests": args.log_requests,
+        "churn_every": args.churn_every,
     }
+
+
+def load_faults(path: str | None) -> list:
+    """The fault rules of a profile file: a JSON list of rules, or ``{"faults": [...]}``."""
+    if path is None:
+        return []
+    import json
+
+    from simulators.faults import FaultConfigError, FaultEngine
+
+    try:
+        profile = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FaultConfigError(f"--faults {path}: cannot read a JSON fault profile ({exc})") from None
+    faults = profile.get("faults") if isinstance(profile, dict) else profile
+    try:
+        FaultEngine().configure(faults)
+    except FaultConfigError as exc:
+        raise FaultConfigError(f"--faults {path}: {exc}") from None
+    return faults
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         print("run: give the command to run after --", file=sys.stderr)
         return 2
     handle = start_in_thread(**_server_kwargs(args))
+    handle.state.faults.configure(args.faults)
     print(
         f"simulators serving on {handle.url} (commerce project {args.project_key}, {args.products} products, "
         f"seed {args.seed})",
@@ -137,12 +168,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.token_ttl < 0:
         print("--token-ttl must be >= 0", file=sys.stderr)
         return 2
-    if args.command == "run":
-        return _run(args)
-    from simulators.server import serve
+    if args.churn_every is not None and args.churn_every <= 0:
+        print("--churn-every must be a positive number of seconds", file=sys.stderr)
+        return 2
+    from simulators.faults import FaultConfigError
 
-    kwargs = _server_kwargs(args)
-    return serve(quiet=args.quiet, **kwargs)
+    try:
+        args.faults = load_faults(args.faults)
+    except FaultConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from simulators.server import serve
+    from simulators.subscriptions import SubscriptionError
+
+    try:  # COMMERCE_SUBSCRIPTION_AMQP_URL set, but its broker cannot be reached
+        if args.command == "run":
+            return _run(args)
+        return serve(quiet=args.quiet, faults=args.faults, **_server_kwargs(args))
+    except SubscriptionError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

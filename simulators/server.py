@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from email.utils import formatdate
 from http import HTTPStatus
@@ -37,10 +37,20 @@ import orjson
 from simulators.analytics import INJECT_KINDS as ANALYTICS_INJECT_KINDS
 from simulators.analytics import AnalyticsSystem, InvalidArgument
 from simulators.commerce import INJECT_KINDS, ORDER_INJECT_KINDS, CommerceConfig, CommerceSystem, ct_error
-from simulators.faults import STATUS_ERRORS, FaultConfigError, FaultEngine, FaultRule
-from simulators.payments import PAYMENT_INJECT_KINDS, PaymentsSystem
+from simulators.faults import (
+    PAGE_KINDS,
+    STATUS_ERRORS,
+    FaultConfigError,
+    FaultEngine,
+    FaultRule,
+    last_record,
+    rewrite_page,
+)
+from simulators.payments import PAYMENT_INJECT_KINDS, PaymentsSystem, stripe_error
+from simulators.subscriptions import AmqpSubscription, SubscriptionError
 from simulators.warehouse import INJECT_KINDS as WAREHOUSE_INJECT_KINDS
 from simulators.warehouse import WarehouseSystem
+from simulators.warehouse import encode_cursor as encode_wms_cursor
 from simulators.world import MAX_PRODUCTS, Clock, World
 
 Headers = list[tuple[str, str]]
@@ -93,6 +103,7 @@ class SimulatorState:
         self.systems[self.payments.prefix] = self.payments
         self.analytics = AnalyticsSystem(self.world)
         self.systems[self.analytics.prefix] = self.analytics
+        self.subscription: AmqpSubscription | None = None
         self._stats_lock = threading.Lock()
         self.requests_total = 0
         self.by_status: dict[str, int] = {}
@@ -121,6 +132,16 @@ class SimulatorState:
         out["token_ttl_seconds"] = self.commerce.tokens.ttl
         out["clock_last_ms"] = self.clock.last
         return out
+
+    # -- subscription --------------------------------------------------------------------------
+    def subscribe(self, subscription: AmqpSubscription | None) -> None:
+        """Send every new commerce message to `subscription` (None switches the destination off)."""
+        old, self.subscription = self.subscription, subscription
+        if old is not None:
+            self.commerce.messages.unsubscribe(old)
+            old.close()
+        if subscription is not None:
+            self.commerce.messages.subscribe(subscription)
 
     # -- world ---------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, products: int | None = None) -> dict:
@@ -158,6 +179,7 @@ def _int_field(body: dict, name: str, lo: int, hi: int, default: int | None = No
 class Router:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
+        self._last_records: dict[str, Any] = {}  # path -> last record served (for duplicate faults)
 
     def dispatch(self, method: str, target: str, headers: Message, body: bytes) -> Response:
         path, _, qs = target.partition("?")
@@ -172,25 +194,68 @@ class Router:
         rule = state.faults.match(path)
         if rule is not None and rule.delay_ms:
             time.sleep(rule.delay_ms / 1000.0)
-        if rule is not None and rule.kind == "status":
+        expiry = rule is not None and rule.kind == "expire_token"
+        if expiry and prefix == state.commerce.prefix:
+            state.commerce.tokens.expire_all()  # a real expiry: the request meets the normal 401
+            expiry = False
+        if rule is not None and (rule.kind == "status" or expiry):
             resp = self._fault_reply(system, rule)
         elif system is None:
             s, b, h = ct_error(404, "ResourceNotFound", f"URI not found: {path}")
             resp = Response(s, b, h)
         else:
-            req = Request(method, path[len(prefix) :], path, qs, parse_qs(qs, keep_blank_values=True), headers, body)
+            query = parse_qs(qs, keep_blank_values=True)
+            req = Request(method, path[len(prefix) :], path, qs, query, headers, body)
             with state.lock:
                 s, b, h = system.handle(req)
             resp = Response(s, b, h)
             if rule is not None and rule.kind in ("reset", "truncate"):
                 resp.transport = rule.kind
+            if resp.status == 200:
+                self._page_faults(rule, path, query, resp)
+            if rule is not None and rule.kind == "mutate":
+                self._mutate(prefix, rule)
         state.count(sys_name, resp.status)
         return resp
 
+    def _page_faults(self, rule: FaultRule | None, path: str, query: dict[str, list[str]], resp: Response) -> None:
+        """Apply a page fault (malformed, duplicate, empty_page) and remember pages a duplicate may repeat."""
+        previous = self._last_records.get(path)
+        if self.state.faults.wants_pages(path):
+            self._last_records[path] = last_record(resp.body)
+        if rule is None or rule.kind not in PAGE_KINDS:
+            return
+        cursor = (query.get("cursor") or [None])[-1]
+        if cursor is None and path.startswith(self.state.warehouse.prefix):  # a WMS cursor before every record
+            cursor = encode_wms_cursor(path.rsplit("/", 1)[-1], -1, "")
+        resp.body = rewrite_page(rule, resp.body, previous, cursor)
+
+    def _mutate(self, prefix: str, rule: FaultRule) -> None:
+        """Change ``rule.records`` records of the system behind ``prefix`` (versions bump), mid-export."""
+        state, n, seed = self.state, rule.records, rule.seed + rule.fired
+        with state.lock:
+            ts = state.clock.now()
+            if prefix == state.commerce.prefix:
+                state.commerce.store.churn(n, n, ts, seed)
+            elif prefix == state.payments.prefix:
+                state.payments.state.churn(n, ts, seed)
+            elif prefix == state.warehouse.prefix:
+                state.warehouse.store.churn(n, ts, seed)
+
     @staticmethod
     def _fault_reply(system: Any, rule: FaultRule) -> Response:
+        if rule.kind == "expire_token":  # payments, warehouse, analytics: the credential expired
+            if getattr(system, "name", None) == "payments":
+                s, b, h = stripe_error(401, "Expired API Key provided.", code="api_key_expired")
+                return Response(s, b, h)
+            rule = replace(rule, status=401)
         assert rule.status is not None
-        headers: Headers = [("Retry-After", rule.retry_after)] if rule.retry_after is not None else []
+        headers: Headers = []
+        if rule.retry_after is not None:
+            retry_after = rule.retry_after
+            if rule.retry_after_form == "http-date":
+                retry_after = formatdate(time.time() + int(retry_after), usegmt=True)
+            headers.append(("Retry-After", retry_after))
         fault_reply = getattr(system, "fault_reply", None)
         if fault_reply is not None:
             s, b, h = fault_reply(rule.status, headers)
@@ -218,9 +283,14 @@ class Router:
             ("POST", "/_admin/inject"): self.admin_inject,
             ("POST", "/_admin/auth"): self.admin_auth,
             ("GET", "/_admin/analytics/rows"): self.admin_analytics_rows,
-            ("GET", "/_admin/faults"): lambda _b: _json(200, {"faults": self.state.faults.describe()}),
+            ("GET", "/_admin/faults"): lambda _b: _json(
+                200, {"faults": self.state.faults.describe(), "fired": self.state.faults.fired_by_kind()}
+            ),
             ("POST", "/_admin/faults"): self.admin_faults,
             ("DELETE", "/_admin/faults"): lambda _b: _json(200, {"cleared": self.state.faults.clear()}),
+            ("GET", "/_admin/subscription"): lambda _b: _json(200, self._subscription()),
+            ("POST", "/_admin/subscription"): self.admin_subscription,
+            ("DELETE", "/_admin/subscription"): self.admin_unsubscribe,
         }
         handler = routes.get((method, path.rstrip("/") or "/"))
         if handler is None:
@@ -249,11 +319,15 @@ class Router:
         n_movements = _int_field(body, "stock_movements", 0, 10_000_000, 0)
         n_orders = _int_field(body, "orders", 0, 1_000_000, 0)
         n_payments = _int_field(body, "payments", 0, 1_000_000, 0)
+        deleted_products = _int_field(body, "deleted_products", 0, 10_000_000, 0) or 0
+        deleted_inventory = _int_field(body, "deleted_inventory", 0, 100_000_000, 0) or 0
         seed = _int_field(body, "seed", -(2**63), 2**63 - 1)
         state = self.state
         with state.lock:
             ts = state.clock.now()
-            result = state.commerce.store.churn(n_products or 0, n_inventory or 0, ts, seed)
+            result = state.commerce.store.churn(
+                n_products or 0, n_inventory or 0, ts, seed, deleted_products, deleted_inventory
+            )
             if n_movements:
                 result["warehouse"] = state.warehouse.store.churn(n_movements, ts, seed)
             if n_orders:
@@ -311,6 +385,28 @@ class Router:
                 return _json(200, self.state.analytics.row_counts(body.get("start"), body.get("end")))
             except InvalidArgument as exc:
                 raise AdminError(400, str(exc)) from None
+
+    def _subscription(self) -> dict:
+        subscription = self.state.subscription
+        return subscription.describe() if subscription is not None else {"destination": None}
+
+    def admin_subscription(self, body: dict) -> Response:
+        """Publish every new commerce message to a RabbitMQ queue: ``{"url": "amqp://...", "queue": "..."}``."""
+        url, queue = body.get("url"), body.get("queue", "commerce-messages")
+        if not isinstance(url, str) or not url.startswith(("amqp://", "amqps://")):
+            raise AdminError(400, "'url' must be an amqp:// or amqps:// URL")
+        if not isinstance(queue, str) or not queue:
+            raise AdminError(400, "'queue' must be a non-empty string")
+        try:
+            subscription = AmqpSubscription(url, queue)
+        except SubscriptionError as exc:
+            raise AdminError(502, str(exc)) from None
+        self.state.subscribe(subscription)
+        return _json(200, self._subscription())
+
+    def admin_unsubscribe(self, _body: dict) -> Response:
+        self.state.subscribe(None)
+        return _json(200, self._subscription())
 
     def admin_faults(self, body: dict) -> Response:
         append = body.get("append", False)
@@ -467,12 +563,39 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
 # ---------------------------------------------------------------------------------------------------
 
 
+class ChurnLoop(threading.Thread):
+    """Background churn: every ``every_s`` seconds, what ``POST /_admin/churn`` with :data:`BACKGROUND_CHURN` does."""
+
+    def __init__(self, router: Router, every_s: float) -> None:
+        super().__init__(name="simulators-churn", daemon=True)
+        self.router = router
+        self.every_s = every_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        body = orjson.dumps(BACKGROUND_CHURN)
+        while not self.stopped.wait(self.every_s):
+            reply = self.router.admin("POST", "/_admin/churn", body)
+            if reply.status != 200:
+                print(f"simulators: background churn failed: {reply.body.decode()}", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join(timeout=10)
+
+
+#: a few changes of every kind per background churn round
+BACKGROUND_CHURN = {"products": 3, "inventory": 10, "orders": 2, "payments": 2, "stock_movements": 10}
+
+
 class SimulatorHandle:
     """A running simulator (see :func:`start_in_thread`)."""
 
-    def __init__(self, server: SimulatorHTTPServer, thread: threading.Thread) -> None:
+    def __init__(self, server: SimulatorHTTPServer, thread: threading.Thread, churn: ChurnLoop | None = None) -> None:
         self.server = server
         self.thread = thread
+        self.churn = churn
         self.state = server.state
         self.host = str(server.server_address[0])
         self.port = int(server.server_address[1])
@@ -483,10 +606,13 @@ class SimulatorHandle:
         return f"{self.url}/commerce"
 
     def stop(self) -> None:
+        if self.churn is not None:
+            self.churn.stop()
         if self.thread.is_alive():
             self.server.shutdown()
             self.thread.join(timeout=10)
         self.server.server_close()
+        self.state.subscribe(None)
 
     def __enter__(self) -> SimulatorHandle:
         return self
@@ -511,6 +637,7 @@ def make_server(
         project_key=project_key, client_id=client_id, client_secret=client_secret, token_ttl=token_ttl
     )
     state = SimulatorState(products=products, seed=seed, commerce=config)
+    state.subscribe(AmqpSubscription.from_environment())  # COMMERCE_SUBSCRIPTION_AMQP_URL, when set
     return SimulatorHTTPServer((host, port), state, log_requests=log_requests)
 
 
@@ -524,11 +651,13 @@ def start_in_thread(
     client_secret: str = "hub-secret",
     token_ttl: int = 172_800,
     log_requests: bool = False,
+    churn_every: float | None = None,
 ) -> SimulatorHandle:
     """Start a simulator in a daemon thread of this process; ``port=0`` picks a free port.
 
     Returns a :class:`SimulatorHandle` with ``url``, ``host``, ``port``, ``commerce_url``, ``state``
-    and ``stop()`` (also a context manager).
+    and ``stop()`` (also a context manager). ``churn_every`` seconds, when given, a background
+    thread churns a few records of every system.
     """
     server = make_server(host, port, products, seed, project_key, client_id, client_secret, token_ttl, log_requests)
     thread = threading.Thread(
@@ -538,7 +667,10 @@ def start_in_thread(
         daemon=True,
     )
     thread.start()
-    return SimulatorHandle(server, thread)
+    churn = ChurnLoop(server.router, churn_every) if churn_every else None
+    if churn is not None:
+        churn.start()
+    return SimulatorHandle(server, thread, churn)
 
 
 def serve(
@@ -552,8 +684,10 @@ def serve(
     token_ttl: int = 172_800,
     quiet: bool = False,
     log_requests: bool = False,
+    churn_every: float | None = None,
+    faults: list | None = None,
 ) -> int:
-    """Serve until SIGINT/SIGTERM; returns the process exit code (0 on a clean stop)."""
+    """Serve until SIGINT/SIGTERM, with the fault rules `faults` on; returns the exit code (0 on a clean stop)."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -561,7 +695,10 @@ def serve(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    handle = start_in_thread(host, port, products, seed, project_key, client_id, client_secret, token_ttl, log_requests)
+    handle = start_in_thread(
+        host, port, products, seed, project_key, client_id, client_secret, token_ttl, log_requests, churn_every
+    )
+    handle.state.faults.configure(faults or [])
     print(
         f"simulators serving on {handle.url} (commerce project {project_key}, {products} products, seed {seed})",
         flush=True,

@@ -31,7 +31,7 @@ from quality.checks import build_suite_checks
 from resources.analytics import AnalyticsResource
 from resources.hub import HUB_POOL, HubResource
 from tests.conftest import Simulator, commerce_resource
-from tests.test_bad_input import failure_message
+from tests.reliability.test_bad_input import failure_message
 
 KEY = "an_test_hub"
 WRONG_KEY = "an_wrong_5d2a"
