@@ -5,18 +5,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from resources.http import ExternalSystemError, HttpClient, RetryPolicy
+from resources.http import ExternalSystemError, HttpClient, RetryPolicy, prefetched
 
 SYSTEM = "commerce"
 MAX_PAGE_SIZE = 500
+IDS_PER_QUERY = 100  # keeps a `where ... in (...)` query URL well under common 8 KiB limits
+#: how often an empty page whose total still counts records is asked again before the export fails
+EMPTY_PAGE_ATTEMPTS = 3
 
 Page = list[dict[str, Any]]
+MessagePosition = tuple[str, str]
+"""A message's place in the log: (createdAt, id)."""
 
 
 def format_timestamp(value: datetime) -> str:
@@ -25,6 +30,9 @@ def format_timestamp(value: datetime) -> str:
         raise ValueError(f"timestamp {value!r} has no time zone")
     value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+_AFTER_POSITION = "createdAt > :ts or (createdAt = :ts and id > :id)"
 
 
 class ClientCredentialsAuth:
@@ -102,8 +110,11 @@ class CommerceToolsResource(dg.ConfigurableResource):
         """Every record of `resource`, a page at a time, by keyset paging on id.
 
         Offset paging stops at 10,000 and shifts when records change mid-export; `id > last`
-        with `sort=id asc` does neither.
+        with `sort=id asc` does neither. The next page is fetched while the caller works on this one.
         """
+        return prefetched(self._export(resource, where))
+
+    def _export(self, resource: str, where: Sequence[str]) -> Iterator[Page]:
         last_id: str | None = None
         while True:
             clauses = list(where)
@@ -112,6 +123,8 @@ class CommerceToolsResource(dg.ConfigurableResource):
                 clauses.append("id > :last_id")
                 variables["last_id"] = last_id
             page = self._list(resource, clauses, variables, sort=("id asc",))
+            if not page:
+                page = self._confirm_empty(resource, clauses, variables, sort=("id asc",))
             if page:
                 yield page
             if len(page) < self.page_size:
@@ -128,7 +141,10 @@ class CommerceToolsResource(dg.ConfigurableResource):
         variables = {"since": format_timestamp(since)}
         clauses = ["lastModifiedAt >= :since"]
         while True:
-            page = self._list(resource, clauses, variables, sort=("lastModifiedAt asc", "id asc"))
+            sort = ("lastModifiedAt asc", "id asc")
+            page = self._list(resource, clauses, variables, sort) or self._confirm_empty(
+                resource, clauses, variables, sort
+            )
             fresh = [r for r in page if (r["id"], r["version"]) not in seen]
             seen.update((r["id"], r["version"]) for r in fresh)
             if fresh:
@@ -142,14 +158,86 @@ class CommerceToolsResource(dg.ConfigurableResource):
                 "lastModifiedAt > :ts or (lastModifiedAt = :ts and id > :id)",
             ]
 
+    def message_pages(self, after: MessagePosition | None, lookback: timedelta = timedelta(0)) -> Iterator[Page]:
+        """Messages after position `after`, in (createdAt, id) order, a page at a time.
+
+        Keyset paging on (createdAt, id) has no gaps at ties. A `lookback` re-reads messages created
+        up to that long before `after`, for messages that became visible late; callers dedupe by id.
+        """
+        clauses: list[str] = []
+        variables: dict[str, str] = {}
+        if after is not None and lookback > timedelta(0):
+            since = datetime.fromisoformat(after[0]) - lookback
+            clauses, variables = ["createdAt >= :since"], {"since": format_timestamp(since)}
+        elif after is not None:
+            clauses, variables = [_AFTER_POSITION], {"ts": after[0], "id": after[1]}
+        while True:
+            page = self._list("messages", clauses, variables, sort=("createdAt asc", "id asc"))
+            if page:
+                yield page
+            if len(page) < self.page_size:
+                return
+            clauses, variables = [_AFTER_POSITION], {"ts": page[-1]["createdAt"], "id": page[-1]["id"]}
+
+    def fetch_by_ids(self, resource: str, values: Sequence[str], field: str = "id") -> Iterator[Page]:
+        """The records of `resource` whose `field` (id, or sku for inventory) is one of `values`.
+
+        Queries `where {field} in :values` for a chunk of values at a time, never a full export;
+        values with no record are simply absent.
+        """
+        wanted = sorted(set(values))
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            clauses, variables = [f"{field} in :values"], {"values": chunk}
+            while True:
+                page = self._list(resource, clauses, variables, sort=("id asc",))
+                if page:
+                    yield page
+                if len(page) < self.page_size:
+                    break
+                clauses = [f"{field} in :values", "id > :last_id"]
+                variables = {"values": chunk, "last_id": page[-1]["id"]}
+
     def get(self, resource: str, record_id: str) -> dict[str, Any]:
         return self._client().get_json(f"/{self.project_key}/{resource}/{record_id}")
 
-    def _list(self, resource: str, where: Sequence[str], variables: Mapping[str, str], sort: Sequence[str]) -> Page:
-        params: list[tuple[str, str]] = [("limit", str(self.page_size)), ("withTotal", "false")]
+    def _confirm_empty(
+        self, resource: str, where: Sequence[str], variables: Mapping[str, str], sort: Sequence[str]
+    ) -> Page:
+        """An empty page ends an export only when a count agrees: a page that is empty while its total
+        still counts records is asked again, a few times, then the export fails rather than stop short."""
+        total = 0
+        for _ in range(EMPTY_PAGE_ATTEMPTS):
+            body = self._query(resource, where, variables, sort, with_total=True)
+            total = int(body.get("total") or 0)
+            if body["results"] or not total:
+                return body["results"]
+        raise ExternalSystemError(
+            SYSTEM,
+            f"GET /{self.project_key}/{resource}",
+            f"the page stayed empty while its total counted {total} more record(s)",
+            status=200,
+            attempts=EMPTY_PAGE_ATTEMPTS,
+            setting="COMMERCE_API_URL",
+        )
+
+    def _list(
+        self, resource: str, where: Sequence[str], variables: Mapping[str, str | Sequence[str]], sort: Sequence[str]
+    ) -> Page:
+        return self._query(resource, where, variables, sort, with_total=False)["results"]
+
+    def _query(
+        self,
+        resource: str,
+        where: Sequence[str],
+        variables: Mapping[str, str | Sequence[str]],
+        sort: Sequence[str],
+        with_total: bool,
+    ) -> dict[str, Any]:
+        params: list[tuple[str, str]] = [("limit", str(self.page_size)), ("withTotal", str(with_total).lower())]
         params += [("sort", s) for s in sort]
         params += [("where", w) for w in where]
-        params += [(f"var.{k}", v) for k, v in variables.items()]
+        params += [(f"var.{k}", v) for k, vs in variables.items() for v in ([vs] if isinstance(vs, str) else vs)]
         try:
             body = self._client().get_json(f"/{self.project_key}/{resource}", params=params)
         except ExternalSystemError as exc:
@@ -163,7 +251,7 @@ class CommerceToolsResource(dg.ConfigurableResource):
                     code=exc.code,
                 ) from None
             raise
-        return body["results"]
+        return body
 
     def _client(self) -> HttpClient:
         if self._api is None:

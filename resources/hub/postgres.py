@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from typing import Any
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy.engine
 from psycopg import sql as pgsql
 from psycopg.types.json import set_json_loads
 
@@ -49,6 +52,14 @@ class PostgresHub(Hub):
         self.url_for_humans = url_for_humans
         self._ready: set[str] = set()
 
+    def sqlalchemy_url(self) -> str:
+        """The hub as a SQLAlchemy URL with the psycopg2 driver (for libraries that want one, such as GX)."""
+        info = self.conninfo
+        url = sqlalchemy.engine.URL.create(
+            "postgresql+psycopg2", info.get("user"), info.get("password"), info["host"], info["port"], info["dbname"]
+        )
+        return url.render_as_string(hide_password=False)
+
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection]:
         try:
@@ -85,6 +96,13 @@ class PostgresHub(Hub):
         with self.connect() as con, con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(hashtext('hub-ddl'))")
             con.execute(f"CREATE TABLE IF NOT EXISTS {quoted(spec.name)} ({columns}, PRIMARY KEY ({keys}))")
+            present = con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                [spec.schema, spec.table],
+            ).fetchall()
+            for column, kind in spec.all_columns:  # a table made before a column was declared gains it, empty
+                if column not in {name for (name,) in present}:
+                    con.execute(f'ALTER TABLE {quoted(spec.name)} ADD COLUMN "{column}" {SQL_TYPES[kind]}')
         self._ready.add(spec.name)
 
     @contextmanager
@@ -148,13 +166,19 @@ class _PostgresStage(Stage):
         self._copy(self.parents, ["parent_key"], pa.table({"parent_key": pa.array(parent_keys, pa.string())}))
 
     def _copy(self, table_name: str, columns: list[str], table: pa.Table) -> None:
-        statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+        """COPY in CSV written by Arrow: several times faster than a Python `write_row` per row.
+
+        Arrow quotes every string, so an empty string stays one and only a missing value is NULL.
+        """
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
             pgsql.Identifier(table_name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
         )
+        options = pa_csv.WriteOptions(include_header=False)
         with self.con.cursor() as cur, cur.copy(statement) as copy:
-            for batch in table.to_batches(max_chunksize=10_000):
-                for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-                    copy.write_row(row)
+            for batch in table.to_batches(max_chunksize=50_000):
+                chunk = io.BytesIO()
+                pa_csv.write_csv(batch, chunk, write_options=options)
+                copy.write(chunk.getbuffer())
 
     def merge(self, batch_id: int, loaded_at: datetime) -> MergeResult:
         spec, target = self.spec, quoted(self.spec.name)
