@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import orjson
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,13 @@ from quality.checks import build_suite_checks
 from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.rules import RulesResource
 from tests.conftest import Simulator, every_resource
+
+
+@pytest.fixture
+def hub(each_hub: HubResource) -> HubResource:
+    """Every serving test here runs on DuckDB and on Postgres."""
+    return each_hub
+
 
 REPO_RULES = Path(__file__).resolve().parents[2] / "dagster_project" / "rules.yaml"
 CHECKS = build_suite_checks(AGGREGATION_SUITES, pool=HUB_POOL)

@@ -19,6 +19,13 @@ from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.rules import RulesResource
 from tests.conftest import Simulator, every_resource
 
+
+@pytest.fixture
+def hub(each_hub: HubResource) -> HubResource:
+    """Every serving test here runs on DuckDB and on Postgres."""
+    return each_hub
+
+
 REPO_RULES = Path(__file__).resolve().parents[2] / "dagster_project" / "rules.yaml"
 CHECKS = build_suite_checks(FINANCE_SUITES, pool=HUB_POOL)
 

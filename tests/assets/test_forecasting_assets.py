@@ -43,6 +43,13 @@ from simulators.feeds import write_supplier_feed
 from simulators.world import World
 from tests.conftest import DEFAULT_PRODUCTS, DEFAULT_SEED, Simulator, every_resource
 
+
+@pytest.fixture
+def hub(each_hub: HubResource) -> HubResource:
+    """Every serving test here runs on DuckDB and on Postgres."""
+    return each_hub
+
+
 RULES_FILE = Path(__file__).parent.parent.parent / "dagster_project" / "rules.yaml"
 RULES = ForecastingRules.model_validate(yaml.safe_load(RULES_FILE.read_text())["forecasting"])
 CHECKS = build_suite_checks(FORECASTING_SUITES, pool=HUB_POOL)

@@ -17,6 +17,13 @@ from quality.inventory import INVENTORY_SUITES
 from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.rules import RulesResource
 
+
+@pytest.fixture
+def hub(each_hub: HubResource) -> HubResource:
+    """Every serving test here runs on DuckDB and on Postgres."""
+    return each_hub
+
+
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 OLD, NEW = T0, T0 + timedelta(hours=3)
 

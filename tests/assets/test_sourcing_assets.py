@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,13 @@ from simulators.feeds import write_supplier_feed
 from simulators.world import World
 from tests.assets.test_inventory_assets import load_rows
 from tests.conftest import DEFAULT_PRODUCTS, DEFAULT_SEED, Simulator, every_resource
+
+
+@pytest.fixture
+def hub(each_hub: HubResource) -> HubResource:
+    """Every serving test here runs on DuckDB and on Postgres."""
+    return each_hub
+
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
 ROOT_RULES = Path(__file__).parents[2] / "dagster_project" / "rules.yaml"
