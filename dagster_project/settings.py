@@ -19,7 +19,8 @@ from resources.queue import CommerceQueueResource
 from resources.rules import RulesResource
 from resources.warehouse import WarehouseResource
 
-SIMULATOR_URL = "http://127.0.0.1:8900"
+# `python -m simulators run -- COMMAND` tells COMMAND where the simulators listen (make demo / make ui SIM_PORT=...).
+SIMULATOR_URL = os.environ.get("SIMULATORS_URL", "http://127.0.0.1:8900")
 EMBEDDED = {
     "HUB_URL": "duckdb:///data/hub.duckdb",
     "COMMERCE_API_URL": f"{SIMULATOR_URL}/commerce",
