@@ -20,8 +20,8 @@ import pyarrow as pa
 
 from quality.config import quality_rules
 from quality.quarantine import QUARANTINE, Quarantined, quarantine_rows
-from quality.reconciliation import RECONCILE_CHECK, reconciliation_result
-from quality.rows import ROW_SUITES, RowGate
+from quality.reconciliation import RECONCILE_CHECK, reconcile, reconciliation_result, threshold_result
+from quality.rows import ROW_SUITES, THRESHOLD_CHECK, BatchRefused, RowGate
 from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
 
 Flatten = Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]]
@@ -206,7 +206,7 @@ def conform(
     (`replace_children`) have every parent of the chunk replaced, so removed children disappear.
     Every table's rows pass its row rules first (`quality/rows.py`): failing rows go to
     `quality.quarantine` and the counts to `ops.batch_counts`, in the same load; a table with too
-    many failing rows refuses the whole batch (`dg.Failure`), and nothing of it merges.
+    many failing rows refuses the whole batch (`BatchRefused`), and nothing of it merges.
     """
     sync_key = f"conform:{raw.name}"
     state = hub.sync_state(sync_key)
@@ -266,17 +266,19 @@ def conformed_assets(
         for t in targets
     ]
 
-    @dg.multi_asset(name=name, specs=specs, check_specs=reconciliation_specs(targets), pool=HUB_POOL)
+    @dg.multi_asset(name=name, specs=specs, check_specs=batch_check_specs(targets), pool=HUB_POOL)
     def conformed(context: dg.AssetExecutionContext, hub: HubResource):
-        load = conform(hub, raw, targets, naming_bad_records(system, flatten), run_id=context.run_id)
-        yield from conformed_results(hub, targets, load)
+        yield from conform_and_check(hub, raw, targets, naming_bad_records(system, flatten), context.run_id)
 
     return conformed
 
 
-def reconciliation_specs(targets: Sequence[TableSpec]) -> list[dg.AssetCheckSpec]:
-    """A blocking `counts_reconcile` check per conformed table, evaluated right after its load."""
-    return [
+def batch_check_specs(targets: Sequence[TableSpec]) -> list[dg.AssetCheckSpec]:
+    """The blocking checks every conformed batch gets, evaluated right after its load.
+
+    `counts_reconcile` for every table; `bad_rows_within_threshold` for tables with row rules.
+    """
+    reconciled = [
         dg.AssetCheckSpec(
             RECONCILE_CHECK,
             asset=asset_key(t),
@@ -285,16 +287,42 @@ def reconciliation_specs(targets: Sequence[TableSpec]) -> list[dg.AssetCheckSpec
         )
         for t in targets
     ]
+    thresholds = [
+        dg.AssetCheckSpec(
+            THRESHOLD_CHECK,
+            asset=asset_key(t),
+            blocking=True,
+            description="The share of rows failing the row rules is within quality.max_bad_row_fraction.",
+        )
+        for t in targets
+        if t.name in ROW_SUITES
+    ]
+    return reconciled + thresholds
+
+
+def conform_and_check(
+    hub: HubResource, raw: TableSpec, targets: Sequence[TableSpec], flatten: Flatten, run_id: str
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Conform `raw` into `targets`; a refused batch fails its threshold check, then the step."""
+    try:
+        load = conform(hub, raw, targets, flatten, run_id=run_id)
+    except BatchRefused as refused:
+        yield refused.check_result()
+        raise
+    yield from conformed_results(hub, targets, load)
 
 
 def conformed_results(
     hub: HubResource, targets: Sequence[TableSpec], load: Load
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Each table's materialization, with its batch counts, and its `counts_reconcile` result."""
-    checks = [reconciliation_result(hub, target) for target in targets]
+    """Each table's materialization, with its batch counts, and its batch check results."""
+    rules = quality_rules()
+    found = {target.name: reconcile(hub, target) for target in targets}
+    checks = [reconciliation_result(hub, target, found[target.name]) for target in targets]
     for target, check in zip(targets, checks, strict=True):
         yield materialization(hub, target, load, **{k: v for k, v in check.metadata.items() if k.endswith("_rows")})
     yield from checks
+    yield from (threshold_result(t, found[t.name], rules) for t in targets if t.name in ROW_SUITES)
 
 
 def materialization(hub: HubResource, spec: TableSpec, load: Load, **extra: Any) -> dg.MaterializeResult:

@@ -12,12 +12,11 @@ import dagster as dg
 from assets.commerce import GROUP, commerce_raw_asset
 from assets.landing import (
     asset_key,
-    conform,
-    conformed_results,
+    batch_check_specs,
+    conform_and_check,
     empty_columns,
     naming_bad_records,
     raw_table,
-    reconciliation_specs,
 )
 from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.pii import PiiHashResource
@@ -162,11 +161,10 @@ def _pseudonymised_assets(
         for t in targets
     ]
 
-    @dg.multi_asset(name=name, specs=specs, check_specs=reconciliation_specs(targets), pool=HUB_POOL)
+    @dg.multi_asset(name=name, specs=specs, check_specs=batch_check_specs(targets), pool=HUB_POOL)
     def conformed(context: dg.AssetExecutionContext, hub: HubResource, pii: PiiHashResource):
         flatten_hashed = naming_bad_records("commerce", lambda documents: flatten(documents, pii.hash_email))
-        load = conform(hub, raw, targets, flatten_hashed, run_id=context.run_id)
-        yield from conformed_results(hub, targets, load)
+        yield from conform_and_check(hub, raw, targets, flatten_hashed, context.run_id)
 
     return conformed
 

@@ -16,9 +16,10 @@ from typing import Any
 import dagster as dg
 import orjson
 
+from quality.config import QualityRules
 from quality.paths import report_path
 from quality.quarantine import QUARANTINE
-from quality.rows import BATCH_COUNTS
+from quality.rows import BATCH_COUNTS, THRESHOLD_CHECK, threshold_metadata
 from resources.hub import HubResource, TableSpec, quoted
 
 RECONCILE_CHECK = "counts_reconcile"
@@ -46,7 +47,7 @@ class Reconciliation:
             "loaded_rows": dg.MetadataValue.int(self.loaded_rows),
             "quarantined_rows": dg.MetadataValue.int(self.quarantined_rows),
             "deduplicated_rows": dg.MetadataValue.int(self.deduplicated_rows),
-            "quality_report": dg.MetadataValue.path(str(report_path())),
+            "quality_report": report_link(),
         }
 
 
@@ -94,9 +95,30 @@ def reconcile(hub: HubResource, spec: TableSpec) -> Reconciliation | None:
     )
 
 
-def reconciliation_result(hub: HubResource, spec: TableSpec) -> dg.AssetCheckResult:
-    """The `counts_reconcile` check result of `spec`'s newest batch."""
-    found = reconcile(hub, spec)
+def threshold_result(spec: TableSpec, found: Reconciliation | None, rules: QualityRules) -> dg.AssetCheckResult:
+    """The passing `bad_rows_within_threshold` result of a batch that merged (a refused one raised)."""
+    bad, total = (found.quarantined_rows, found.source_rows) if found else (0, 0)
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey(spec.name.split(".")),
+        check_name=THRESHOLD_CHECK,
+        passed=True,
+        description=(
+            f"{spec.name}: {bad:,} of {total:,} rows failed their row rules, within "
+            f"{rules.threshold_setting(spec.name)} = {rules.threshold(spec.name)}"
+        ),
+        metadata={**threshold_metadata(bad, total, rules.threshold(spec.name)), "quality_report": report_link()},
+    )
+
+
+def report_link() -> dg.MetadataValue:
+    return dg.MetadataValue.path(str(report_path()))
+
+
+def reconciliation_result(
+    hub: HubResource, spec: TableSpec, found: Reconciliation | None = None
+) -> dg.AssetCheckResult:
+    """The `counts_reconcile` check result of `spec`'s newest batch (`found`, else reconciled now)."""
+    found = found or reconcile(hub, spec)
     key = dg.AssetKey(spec.name.split("."))
     if found is None:
         return dg.AssetCheckResult(

@@ -4,7 +4,8 @@ A loader hands every conformed chunk of a table to its `RowGate`. The gate buffe
 frames (`VALIDATE_ROWS`), validates each frame once with the table's row rules (Great Expectations),
 stages the passing rows and stages the failing rows, whole, in `quality.quarantine`, all in the
 loader's own hub load. On `close` it stages the table's row in `ops.batch_counts` (same load) and
-refuses the whole batch, by raising `dg.Failure`, when too many rows failed.
+refuses the whole batch, by raising `BatchRefused`, when too many rows failed: the loader reports that
+as a failed `bad_rows_within_threshold` check and the load rolls back.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from quality.quarantine import QUARANTINE
 from quality.validation import MAX_FAILING_KEYS, DatasetSuite, validate_rows
 from quality.warehouse import WAREHOUSE_SUITES
 from resources.hub import Load, TableSpec
+
+THRESHOLD_CHECK = "bad_rows_within_threshold"
 
 # Rows validated at once: GX costs ~0.1 s per validation plus a little per row, so frames are large.
 VALIDATE_ROWS = 100_000
@@ -174,7 +177,7 @@ class RowGate:
         self._flush()
         count = self.count
         if self.rules.refuses(self.spec.name, count.quarantined_rows, count.source_rows):
-            raise refused(self.spec.name, count, self.rules)
+            raise BatchRefused(self.spec.name, count, self.rules)
         self.load.stage(BATCH_COUNTS).append(
             BATCH_COUNTS.to_arrow(
                 {
@@ -192,23 +195,43 @@ class RowGate:
         return count
 
 
-def refused(dataset: str, count: BatchCount, rules: QualityRules) -> dg.Failure:
-    """The failure that refuses a batch: dataset, bad and total rows, and the setting to change."""
-    share = count.quarantined_rows / count.source_rows
-    setting = rules.threshold_setting(dataset)
-    return dg.Failure(
-        description=(
-            f"{dataset}: {count.quarantined_rows:,} of {count.source_rows:,} rows ({share:.2%}) failed their row "
-            f"rules, above {setting} = {rules.threshold(dataset)} (RULES_FILE); the whole batch is refused and "
-            "nothing of it merged. Fix the source, or the rule, and run again."
-        ),
-        metadata={
-            "dataset": dg.MetadataValue.text(dataset),
-            "bad_rows": dg.MetadataValue.int(count.quarantined_rows),
-            "total_rows": dg.MetadataValue.int(count.source_rows),
-            "bad_row_fraction": dg.MetadataValue.float(share),
-            "threshold": dg.MetadataValue.float(rules.threshold(dataset)),
-            "threshold_setting": dg.MetadataValue.text(setting),
-            "failing_keys": dg.MetadataValue.json(count.examples or {}),
-        },
-    )
+class BatchRefused(dg.Failure):
+    """A batch with too many rows failing their row rules: nothing of it merges."""
+
+    def __init__(self, dataset: str, count: BatchCount, rules: QualityRules) -> None:
+        share = count.quarantined_rows / count.source_rows
+        setting = rules.threshold_setting(dataset)
+        super().__init__(
+            description=(
+                f"{dataset}: {count.quarantined_rows:,} of {count.source_rows:,} rows ({share:.2%}) failed their row "
+                f"rules, above {setting} = {rules.threshold(dataset)} (RULES_FILE); the whole batch is refused and "
+                "nothing of it merged. Fix the source, or the rule, and run again."
+            ),
+            metadata={
+                **threshold_metadata(count.quarantined_rows, count.source_rows, rules.threshold(dataset)),
+                "dataset": dg.MetadataValue.text(dataset),
+                "threshold_setting": dg.MetadataValue.text(setting),
+                "failing_keys": dg.MetadataValue.json(count.examples or {}),
+            },
+        )
+        self.dataset = dataset
+
+    def check_result(self) -> dg.AssetCheckResult:
+        """The failed blocking check that records the refusal on the dataset's asset."""
+        return dg.AssetCheckResult(
+            asset_key=dg.AssetKey(self.dataset.split(".")),
+            check_name=THRESHOLD_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=self.description,
+            metadata=self.metadata,
+        )
+
+
+def threshold_metadata(bad: int, total: int, threshold: float) -> dict[str, dg.MetadataValue]:
+    return {
+        "bad_rows": dg.MetadataValue.int(bad),
+        "total_rows": dg.MetadataValue.int(total),
+        "bad_row_fraction": dg.MetadataValue.float(bad / total if total else 0.0),
+        "threshold": dg.MetadataValue.float(threshold),
+    }

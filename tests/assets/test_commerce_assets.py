@@ -65,7 +65,9 @@ def test_every_core_table_matches_the_simulator(simulator: Simulator, hub: HubRe
     assert hub.scalar("SELECT count(DISTINCT sku) FROM core.product_variants") == stats["skus"]
     evaluations = result.get_asset_check_evaluations()
     checks = sorted(e.check_name for e in evaluations)
-    assert checks.count("counts_reconcile") == 6 and len(checks) == 12  # a suite and a count check per table
+    # a suite and a count check per table, a threshold check for the four with row rules
+    assert checks.count("counts_reconcile") == 6 and checks.count("bad_rows_within_threshold") == 4
+    assert len(checks) == 16
     assert all(e.passed for e in evaluations)
 
 

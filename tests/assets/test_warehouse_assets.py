@@ -154,7 +154,10 @@ def test_every_core_table_matches_the_simulator(
     }
     assert {table: count(hub, table) for table in expected} == expected
     evaluations = result.get_asset_check_evaluations()
-    assert {e.check_name for e in evaluations} == {s.name for s in WAREHOUSE_SUITES} | {"counts_reconcile"}
+    assert {e.check_name for e in evaluations} == {s.name for s in WAREHOUSE_SUITES} | {
+        "counts_reconcile",
+        "bad_rows_within_threshold",
+    }
     assert all(e.passed for e in evaluations)
     reported = metadata(result)
     assert reported["core/supplier_offers"]["rows_quarantined"].value == len(feed.bad_rows)

@@ -114,6 +114,9 @@ def test_planted_rows_are_quarantined_the_rest_loads_and_table_rules_still_fail(
     counts = {k: v.value for k, v in reconcile.metadata.items()}
     assert counts["quarantined_rows"] == 2
     assert counts["source_rows"] == counts["loaded_rows"] + 2 + counts["deduplicated_rows"]
+    threshold = {k: v.value for k, v in evaluations[("core/prices", "bad_rows_within_threshold")].metadata.items()}
+    assert (threshold["bad_rows"], threshold["total_rows"]) == (2, counts["source_rows"])
+    assert threshold["bad_row_fraction"] == pytest.approx(2 / counts["source_rows"])
     prices_meta = next(
         e.materialization.metadata
         for e in result.get_asset_materialization_events()
