@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.report import print_report
-from benchmarks.scenarios import Bench
+from benchmarks.scenarios import SCENARIO_GROUPS, Bench
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -35,11 +35,20 @@ def main(argv: list[str] | None = None) -> int:
         help="a Postgres server where a scratch database may be created (BENCH_POSTGRES_URL)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--only",
+        default=",".join(sorted(SCENARIO_GROUPS)),
+        help="comma-separated scenario groups to run after the full sync and raw limit: "
+        f"{', '.join(sorted(SCENARIO_GROUPS))} (default all)",
+    )
     args = parser.parse_args(argv)
     if args.products < 10 or args.repeat < 1:
         parser.error("--products must be at least 10 and --repeat at least 1")
+    only = frozenset(part.strip() for part in args.only.split(",") if part.strip())
+    if only - SCENARIO_GROUPS:
+        parser.error(f"--only: unknown {sorted(only - SCENARIO_GROUPS)}; choose from {sorted(SCENARIO_GROUPS)}")
     scaling = args.scaling_products or max(args.products // 10, 1)
-    results = Bench(args.products, scaling, args.repeat, args.seed, args.postgres_url).run()
+    results = Bench(args.products, scaling, args.repeat, args.seed, args.postgres_url, only).run()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print_report(results)

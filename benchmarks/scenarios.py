@@ -37,10 +37,22 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
 
 
+# Scenario groups after the full sync (which the others start from): `--only` picks some of them.
+SCENARIO_GROUPS = frozenset({"postgres", "cdc", "scaling"})
+
+
 class Bench:
-    def __init__(self, products: int, scaling_products: int, repeat: int, seed: int, postgres_url: str):
+    def __init__(
+        self,
+        products: int,
+        scaling_products: int,
+        repeat: int,
+        seed: int,
+        postgres_url: str,
+        only: frozenset[str] = SCENARIO_GROUPS,
+    ):
         self.products, self.scaling, self.repeat, self.seed = products, scaling_products, repeat, seed
-        self.postgres_url = postgres_url
+        self.postgres_url, self.only = postgres_url, only
 
     def run(self) -> dict[str, Any]:
         started, load_before = datetime.now(UTC), os.getloadavg()
@@ -63,15 +75,21 @@ class Bench:
                 "seconds": full["stages"]["validate"]["seconds"],
             }
             lap("full sync and raw limit")
-            scenarios["postgres"] = _guarded(lambda: self.postgres(sim, hub))
-            lap("postgres")
-            scenarios["cdc_latency"] = _guarded(lambda: self.cdc_latency(sim, hub))
-            lap("cdc latency")
-            scaling = _guarded(lambda: self.scaling_scenarios(sim, work))
-            scenarios["incremental"], scenarios["peak_rss"] = (
-                scaling if isinstance(scaling, tuple) else (scaling, scaling)
-            )
-            lap("incremental and peak rss")
+            skipped = {"status": "not run", "reason": "left out by --only"}
+            for name in ("postgres", "cdc_latency", "incremental", "peak_rss"):
+                scenarios[name] = skipped
+            if "postgres" in self.only:
+                scenarios["postgres"] = _guarded(lambda: self.postgres(sim, hub))
+                lap("postgres")
+            if "cdc" in self.only:
+                scenarios["cdc_latency"] = _guarded(lambda: self.cdc_latency(sim, hub))
+                lap("cdc latency")
+            if "scaling" in self.only:
+                scaling = _guarded(lambda: self.scaling_scenarios(sim, work))
+                scenarios["incremental"], scenarios["peak_rss"] = (
+                    scaling if isinstance(scaling, tuple) else (scaling, scaling)
+                )
+                lap("incremental and peak rss")
         return {
             "meta": {
                 "started_at": started.isoformat(),
