@@ -39,6 +39,7 @@ CHURN_EVERY ?= 20
 ## ui: the simulators, churning a few records of every system every $(CHURN_EVERY) s, plus `dagster dev`
 ## (web UI on http://127.0.0.1:$(UI_PORT))
 ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m dagster_project.stale_runs
 	$(PY) -m simulators run --port $(SIM_PORT) --products $(PRODUCTS) --seed $(SEED) --churn-every $(CHURN_EVERY) -- \
 		$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from dagster_project.definitions import defs
 from dagster_project.settings import EMBEDDED
+from dagster_project.stale_runs import release_dead_runs
 from quality.paths import report_path
 from resources.hub import HubResource
 
@@ -74,6 +75,8 @@ def main() -> int:
     console = Console()
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     console.print(f"Dagster instance: {os.environ.get('DAGSTER_HOME', 'ephemeral')}")
+    for run_id in release_dead_runs(instance):
+        console.print(f"run {run_id} had died holding the hub slot: marked failed, slot freed")
     results = run_syncs(console, instance)
     print_tables(console, HubResource(url=os.environ.get("HUB_URL", EMBEDDED["HUB_URL"])))
     evaluations = [e for result in results for e in result.get_asset_check_evaluations()]

@@ -122,11 +122,13 @@ class WarehouseResource(dg.ConfigurableResource):
             return self._client().get_json(path, params=params)
         except ExternalSystemError as exc:
             if exc.status in (401, 403):
+                refusal = "has expired" if exc.code == "api_key_expired" else "was rejected"
                 raise ExternalSystemError(
                     SYSTEM,
                     exc.endpoint,
-                    f"the API key was rejected ({exc.code or exc.status})",
+                    f"the API key {refusal} ({exc.code or exc.status})",
                     status=exc.status,
+                    attempts=exc.attempts,
                     setting=API_KEY_SETTING,
                     code=exc.code,
                 ) from None

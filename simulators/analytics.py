@@ -12,7 +12,9 @@ appears once it has closed.
 
 Rows are ordered by ``date`` then ``itemId`` unless ``orderBys`` says otherwise; ``limit``/``offset``
 page them and ``rowCount`` is the total before paging. Errors use Google's body
-``{"error": {"code", "message", "status"}}``.
+``{"error": {"code", "message", "status"}}``; a refused credential adds Google's ``ErrorInfo`` detail
+with the reason: ``CREDENTIALS_MISSING`` (no token), ``ACCESS_TOKEN_EXPIRED`` (the known expired
+token :data:`EXPIRED_ACCESS_TOKEN`, or an ``expire_token`` fault); a wrong token has no reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import secrets
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -54,6 +57,16 @@ METRICS = {
 #: bad rows ``POST /_admin/inject`` can plant (not part of its default kinds)
 INJECT_KINDS = ("negative_views", "funnel_inversion", "unknown_item")
 UNKNOWN_SKU = "ZZZ-999999-98"
+#: a token the simulator knows as expired (401 UNAUTHENTICATED, reason ACCESS_TOKEN_EXPIRED)
+EXPIRED_ACCESS_TOKEN = "an_test_expired_hub"
+INVALID_CREDENTIALS = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
+    "authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+MISSING_CREDENTIALS = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other "
+    "valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
 REQUEST_FIELDS = frozenset({"dateRanges", "dimensions", "metrics", "limit", "offset", "orderBys"})
 SCHEMA_HINT = (
     "For a list of valid dimensions and metrics, see "
@@ -80,10 +93,30 @@ _STATUS_NAMES = {
 DayRow = tuple[str, int, int, int, int]
 
 
-def google_error(status: int, message: str, headers: Headers | None = None) -> Reply:
-    """Google's JSON error body: ``{"error": {"code", "message", "status"}}``."""
-    body = {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
-    return status, orjson.dumps(body), list(headers or [])
+def google_error(status: int, message: str, headers: Headers | None = None, reason: str | None = None) -> Reply:
+    """Google's JSON error body: ``{"error": {"code", "message", "status"}}``, with an ErrorInfo ``reason`` if given."""
+    error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}
+    if reason is not None:
+        error["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                "metadata": {"service": "analyticsdata.googleapis.com"},
+            }
+        ]
+    return status, orjson.dumps({"error": error}), list(headers or [])
+
+
+def unauthenticated(reason: str | None, headers: Headers | None = None) -> Reply:
+    """401 UNAUTHENTICATED as Google answers it; the body never repeats the token sent."""
+    message = MISSING_CREDENTIALS if reason == "CREDENTIALS_MISSING" else INVALID_CREDENTIALS
+    challenge = (
+        'Bearer realm="analytics"'
+        if reason == "CREDENTIALS_MISSING"
+        else 'Bearer realm="analytics", error="invalid_token"'
+    )
+    return google_error(401, message, [*(headers or []), ("WWW-Authenticate", challenge)], reason)
 
 
 class InvalidArgument(ValueError):
@@ -443,6 +476,8 @@ class AnalyticsSystem:
         }
 
     def fault_reply(self, status: int, headers: Headers) -> Reply:
+        if status == 401:  # an `expire_token` fault: the token in use has just expired
+            return unauthenticated("ACCESS_TOKEN_EXPIRED", headers)
         return google_error(status, f"The service answered {status} (injected fault). Please retry.", headers)
 
     def inject(self, kinds: Sequence[str], _ts: int, seed: int | None = None) -> dict[str, dict]:
@@ -474,13 +509,13 @@ class AnalyticsSystem:
                 405, f"Method {req.method} is not allowed on :runReport; use POST.", [("Allow", "POST")]
             )
         scheme, _, key = (req.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or key.strip() != self.config.api_key:
-            return google_error(
-                401,
-                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
-                "or other valid authentication credential.",
-                [("WWW-Authenticate", 'Bearer realm="analytics"')],
-            )
+        key = key.strip() if scheme.lower() == "bearer" else ""
+        if not key:
+            return unauthenticated("CREDENTIALS_MISSING")
+        if secrets.compare_digest(key.encode(), EXPIRED_ACCESS_TOKEN.encode()):
+            return unauthenticated("ACCESS_TOKEN_EXPIRED")
+        if not secrets.compare_digest(key.encode(), self.config.api_key.encode()):
+            return unauthenticated(None)
         property_id = m.group(2)
         if property_id != self.config.property_id:
             return google_error(404, f"Property properties/{property_id} was not found or is not accessible.")

@@ -2,7 +2,8 @@
 
 Shaped like a typical 3PL/WMS API (see ``docs/simulators.md``):
 
-* auth by an ``X-Api-Key`` header; errors are ``{"error": {"code", "message"}}``;
+* auth by an ``X-Api-Key`` header (a missing or wrong key answers 401 ``unauthorized``, the known
+  expired key :data:`EXPIRED_API_KEY` 401 ``api_key_expired``); errors are ``{"error": {"code", "message"}}``;
 * ``/v1/warehouses``, ``/v1/stock-levels``, ``/v1/suppliers`` and ``/v1/purchase-orders`` page by an
   opaque cursor over ``(updated_at, id)`` and filter by ``updated_since``; each also answers ``/{id}``;
 * ``/v1/stock-movements`` is an append-only feed read with ``?after=<cursor>``.
@@ -35,6 +36,8 @@ import orjson
 from simulators.world import BRANDS, PRODUCT_TYPES, World, format_ms, parse_iso_us, parse_ms, uuid4_str
 
 API_KEY = "wh_test_hub"
+#: a key the simulator knows as expired (answers 401 ``api_key_expired``)
+EXPIRED_API_KEY = "wh_test_expired_hub"
 DAY_MS = 86_400_000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -81,6 +84,12 @@ _STATUS_CODES = {
 def wh_error(status: int, code: str, message: str, headers: Headers | None = None) -> Reply:
     """A WMS error response: ``{"error": {"code", "message"}}``."""
     return status, orjson.dumps({"error": {"code": code, "message": message}}), list(headers or [])
+
+
+def _expired_key(headers: Headers | None = None) -> Reply:
+    """401 ``api_key_expired``: the key was valid once; the message never repeats it."""
+    message = "The API key has expired: create a new key and send it in the X-Api-Key header."
+    return wh_error(401, "api_key_expired", message, headers)
 
 
 class ApiError(Exception):
@@ -625,11 +634,15 @@ class WarehouseSystem:
 
     @staticmethod
     def fault_reply(status: int, headers: Headers) -> Reply:
+        if status == 401:  # an `expire_token` fault: the key in use has just expired
+            return _expired_key(headers)
         return wh_error(status, _STATUS_CODES.get(status, "error"), f"Injected fault: HTTP {status}.", headers)
 
     # -- dispatch ------------------------------------------------------------------------------
     def handle(self, req) -> Reply:
         key = req.headers.get("X-Api-Key") or ""
+        if secrets.compare_digest(key.encode(), EXPIRED_API_KEY.encode()):
+            return _expired_key()
         if not secrets.compare_digest(key.encode(), self.api_key.encode()):
             return wh_error(
                 401, "unauthorized", "Missing or invalid API key: send a valid key in the X-Api-Key header."
