@@ -278,26 +278,19 @@ def batch_check_specs(targets: Sequence[TableSpec]) -> list[dg.AssetCheckSpec]:
 
     `counts_reconcile` for every table; `bad_rows_within_threshold` for tables with row rules.
     """
-    reconciled = [
-        dg.AssetCheckSpec(
-            RECONCILE_CHECK,
-            asset=asset_key(t),
-            blocking=True,
-            description="Source rows = loaded + quarantined + deduplicated for the newest batch.",
-        )
-        for t in targets
-    ]
-    thresholds = [
-        dg.AssetCheckSpec(
+    checks = (
+        (RECONCILE_CHECK, "Source rows = loaded + quarantined + deduplicated for the newest batch.", targets),
+        (
             THRESHOLD_CHECK,
-            asset=asset_key(t),
-            blocking=True,
-            description="The share of rows failing the row rules is within quality.max_bad_row_fraction.",
-        )
-        for t in targets
-        if t.name in ROW_SUITES
+            "The share of rows failing the row rules is within quality.max_bad_row_fraction.",
+            [t for t in targets if t.name in ROW_SUITES],
+        ),
+    )
+    return [
+        dg.AssetCheckSpec(name, asset=asset_key(t), blocking=True, description=description)
+        for name, description, tables in checks
+        for t in tables
     ]
-    return reconciled + thresholds
 
 
 def conform_and_check(
