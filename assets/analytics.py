@@ -6,22 +6,27 @@ closed. A run lands exactly its days (one day, or a range under the single-run b
 
 * every report row goes to `raw.analytics_report_rows` (id `{date}:{sku}`), merged by its document;
 * `core.product_daily_metrics` has each day replaced whole when its rows differ from the hub's, so
-  rows that vanished at the source vanish here too, and re-running an unchanged day changes nothing.
+  rows that vanished at the source vanish here too, and re-running an unchanged day changes nothing;
+* a row that cannot land (a missing SKU, a metric that is no number, a revenue that is no amount)
+  goes to `quality.quarantine` instead, with the day as its batch and the reason, in the same load
+  as the day's good rows: report rows = rows loaded + rows quarantined.
 
 `metric_date` is the report day as ISO text (`YYYY-MM-DD`): a calendar day, not an instant.
 """
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import dagster as dg
 import orjson
 import pyarrow as pa
 
 from assets.landing import asset_key, materialization, raw_table
+from quality.quarantine import QUARANTINE, Quarantined, quarantine_rows
 from resources.analytics import AnalyticsResource
 from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
 
@@ -63,6 +68,16 @@ class AnalyticsDateError(ValueError):
     """A report day outside the partitions; the message names the day and the valid range."""
 
 
+class UnknownCurrencyError(ValueError):
+    """The property reports revenue in a currency without a known minor unit: no row of it can land."""
+
+
+class LandedReport(NamedTuple):
+    load: Load
+    days_replaced: list[str]
+    quarantined: list[Quarantined]
+
+
 def start_date_setting() -> str:
     """ANALYTICS_START_DATE, checked to be a YYYY-MM-DD date; the default when unset."""
     value = os.environ.get(START_DATE_SETTING, DEFAULT_START_DATE)
@@ -102,7 +117,9 @@ def to_minor_units(amount: str, currency: str) -> int:
     """A decimal amount string in `currency` -> integer minor units (rounded half to even)."""
     exponent = MINOR_UNITS.get(currency)
     if exponent is None:
-        raise ValueError(f"revenue currency {currency!r} has no known minor unit (known: {', '.join(MINOR_UNITS)})")
+        raise UnknownCurrencyError(
+            f"revenue currency {currency!r} has no known minor unit (known: {', '.join(MINOR_UNITS)})"
+        )
     try:
         value = Decimal(amount)
     except (InvalidOperation, TypeError):
@@ -112,27 +129,53 @@ def to_minor_units(amount: str, currency: str) -> int:
     return int(value.scaleb(exponent).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
-def flatten_report_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list]:
-    """Report rows from `AnalyticsResource.report_pages` -> `core.product_daily_metrics` columns."""
+def flatten_report_rows(
+    rows: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, list], list[Quarantined]]:
+    """Report rows from `AnalyticsResource.report_pages` -> (the rows that land, their
+    `core.product_daily_metrics` columns, the others for quarantine with the reason naming the field).
+
+    A currency without a known minor unit fails instead: it is the property's, so no row could land.
+    """
     columns: dict[str, list] = {name: [] for name in PRODUCT_DAILY_METRICS.column_names}
+    good: list[dict[str, Any]] = []
+    bad: list[Quarantined] = []
     for row in rows:
         try:
-            values = (
-                ("metric_date", row["date"]),
-                ("sku", row["item_id"]),
-                ("items_viewed", row["items_viewed"]),
-                ("items_added_to_cart", row["items_added_to_cart"]),
-                ("items_purchased", row["items_purchased"]),
-                ("item_revenue_minor", to_minor_units(row["item_revenue"], row["currency"])),
-                ("currency", row["currency"]),
-            )
-        except (KeyError, ValueError) as exc:
-            raise ValueError(
-                f"analytics row {row.get('date')}:{row.get('item_id')} cannot be conformed: {exc}"
-            ) from None
+            values = _conformed(row)
+        except UnknownCurrencyError:
+            raise
+        except ValueError as exc:
+            record = row.get("row", row)
+            key = f"{row['date']}:{row['item_id']}" if row.get("date") and row.get("item_id") else None
+            key = key or hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            bad.append(Quarantined(None, f"cannot land in {PRODUCT_DAILY_METRICS.name}: {exc}", record, key=key))
+            continue
+        good.append(row)
         for name, value in values:
             columns[name].append(value)
-    return columns
+    return good, columns, bad
+
+
+def _conformed(row: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """One row's (column, value) pairs; raises ValueError naming the field that cannot land."""
+    if "unreadable" in row:
+        raise ValueError(row["unreadable"])
+    for field in ("date", "item_id", "item_revenue"):
+        if not isinstance(row.get(field), str) or not row[field]:
+            raise ValueError(f"{field} is missing")
+    for field in ("items_viewed", "items_added_to_cart", "items_purchased"):
+        if isinstance(row.get(field), bool) or not isinstance(row.get(field), int):
+            raise ValueError(f"{field} {row.get(field)!r} is not an integer")
+    return (
+        ("metric_date", row["date"]),
+        ("sku", row["item_id"]),
+        ("items_viewed", row["items_viewed"]),
+        ("items_added_to_cart", row["items_added_to_cart"]),
+        ("items_purchased", row["items_purchased"]),
+        ("item_revenue_minor", to_minor_units(row["item_revenue"], row["currency"])),
+        ("currency", row["currency"]),
+    )
 
 
 def _raw_rows(rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -149,13 +192,21 @@ def _raw_rows(rows: Sequence[dict[str, Any]]) -> pa.Table:
     )
 
 
-def _by_day(pages: Iterable[Sequence[dict[str, Any]]], days: Sequence[str]) -> Iterator[tuple[str, list[dict]]]:
-    """Regroup pages into whole days; refuses rows for other days or out of date order."""
+def _by_day(
+    pages: Iterable[Sequence[dict[str, Any]]], days: Sequence[str], undated: list[dict]
+) -> Iterator[tuple[str, list[dict]]]:
+    """Regroup pages into whole days; refuses rows for other days or out of date order.
+
+    Unreadable rows whose day cannot be read go to `undated`.
+    """
     wanted, done = set(days), set()
     day: str | None = None
     rows: list[dict] = []
     for page in pages:
         for row in page:
+            if "unreadable" in row and not row.get("date"):
+                undated.append(row)
+                continue
             if row.get("date") != day:
                 if day is not None:
                     yield day, rows
@@ -179,27 +230,36 @@ def _same_as_hub(hub: HubResource, day: str, table: pa.Table) -> bool:
     return current.to_dict("records") == table.sort_by("sku").to_pylist()
 
 
-def land_report(
-    hub: HubResource, pages: Iterable[Sequence[dict[str, Any]]], days: Sequence[str]
-) -> tuple[Load, list[str]]:
-    """Land a report for `days` in one atomic load; returns the load and the days replaced in core."""
+def land_report(hub: HubResource, pages: Iterable[Sequence[dict[str, Any]]], days: Sequence[str]) -> LandedReport:
+    """Land a report for `days` in one atomic load: good rows in raw and core, the others in quarantine."""
+    quarantined: list[Quarantined] = []
     with hub.load(SYNC_KEY) as load:
         raw = load.stage(RAW_REPORT_ROWS)
         core = load.stage(PRODUCT_DAILY_METRICS)
         seen: set[str] = set()
         replaced: list[str] = []
-        for day, rows in _by_day(pages, days):
+        undated: list[dict] = []
+        for day, rows in _by_day(pages, days, undated):
             seen.add(day)
-            raw.append(_raw_rows(rows))
-            table = PRODUCT_DAILY_METRICS.to_arrow(flatten_report_rows(rows))
+            good, columns, bad = flatten_report_rows(rows)
+            raw.append(_raw_rows(good))
+            if bad:
+                load.stage(QUARANTINE).append(quarantine_rows(PRODUCT_DAILY_METRICS.name, SOURCE, day, bad))
+                quarantined += bad
+            table = PRODUCT_DAILY_METRICS.to_arrow(columns)
             if not _same_as_hub(hub, day, table):
                 core.append(table)
                 core.replace_parents(pa.array([day], pa.string()))
                 replaced.append(day)
+        if undated:  # their day is unknown: the report's range is their batch
+            _, _, bad = flatten_report_rows(undated)
+            batch = f"{days[0]}..{days[-1]}"
+            load.stage(QUARANTINE).append(quarantine_rows(PRODUCT_DAILY_METRICS.name, SOURCE, batch, bad))
+            quarantined += bad
         empty = [d for d in days if d not in seen]  # no rows at the source: none in the hub either
         if empty:
             core.replace_parents(pa.array(empty, pa.string()))
-    return load, replaced
+    return LandedReport(load, replaced, quarantined)
 
 
 def build_analytics_assets(start_date: str = DEFAULT_START_DATE) -> list[dg.AssetsDefinition]:
@@ -228,11 +288,19 @@ def build_analytics_assets(start_date: str = DEFAULT_START_DATE) -> list[dg.Asse
     def analytics_daily_reports(context: dg.AssetExecutionContext, analytics: AnalyticsResource, hub: HubResource):
         days = context.partition_keys
         context.log.info(f"analytics report for {days[0]} to {days[-1]} ({len(days)} day(s))")
-        load, days_replaced = land_report(hub, analytics.report_pages(days[0], days[-1]), days)
-        report_rows = load.results[RAW_REPORT_ROWS.name].rows_staged
+        load, days_replaced, quarantined = land_report(hub, analytics.report_pages(days[0], days[-1]), days)
+        loaded_rows = load.results[RAW_REPORT_ROWS.name].rows_staged
+        if quarantined:
+            context.log.warning(f"{len(quarantined)} analytics report row(s) quarantined: {quarantined[0].reason}")
         yield materialization(hub, RAW_REPORT_ROWS, load, first_day=days[0], last_day=days[-1])
         yield materialization(
-            hub, PRODUCT_DAILY_METRICS, load, report_rows=report_rows, days_replaced=len(days_replaced)
+            hub,
+            PRODUCT_DAILY_METRICS,
+            load,
+            report_rows=loaded_rows + len(quarantined),
+            loaded_rows=loaded_rows,
+            quarantined_rows=len(quarantined),
+            days_replaced=len(days_replaced),
         )
 
     return [analytics_daily_reports]

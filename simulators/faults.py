@@ -14,7 +14,8 @@ Kinds (``docs/simulators.md`` has the table):
 * ``delay``: sleep ``delay_ms`` then answer normally (``delay_ms`` also works on the other kinds);
 * ``reset``: answer normally but close the connection half-way through the body;
 * ``truncate``: answer with the body cut in half (Content-Length matches, the JSON is invalid);
-* ``malformed``: a valid JSON page with one record broken (``variant`` ``missing_id`` or ``wrong_type``);
+* ``malformed``: a valid JSON page with one record broken (``variant`` ``missing_id`` or ``wrong_type``;
+  a report row loses the value of its last dimension, or its first metric becomes text);
 * ``duplicate``: the page also carries the last record of the previous page of the same list;
 * ``empty_page``: the page is empty but claims more (commercetools keeps ``total``, Stripe says
   ``has_more: true``, the WMS gives a cursor back, a report keeps its ``rowCount``);
@@ -327,6 +328,12 @@ def rewrite_page(rule: FaultRule, raw: bytes, previous: Any, restart_cursor: str
 
 
 def _break(record: dict, variant: str) -> None:
+    if record.get("dimensionValues") and record.get("metricValues"):  # a report row: no id, or a metric no number
+        if variant == "missing_id":
+            record["dimensionValues"][-1].pop("value", None)
+        else:
+            record["metricValues"][0]["value"] = "not-a-number"
+        return
     if variant == "missing_id":
         record.pop("id", None)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,13 +22,16 @@ from assets.analytics import (
     RAW_REPORT_ROWS,
     START_DATE_SETTING,
     AnalyticsDateError,
+    UnknownCurrencyError,
     analytics_assets,
+    land_report,
     report_days,
     start_date_setting,
 )
 from assets.commerce import commerce_assets
 from quality.analytics import ANALYTICS_SUITES
 from quality.checks import build_suite_checks
+from quality.quarantine import QUARANTINE
 from resources.analytics import AnalyticsResource
 from resources.hub import HUB_POOL, HubResource
 from tests.conftest import Simulator, commerce_resource
@@ -235,6 +239,76 @@ def test_planted_rows_fail_the_check_naming_them(simulator: Simulator, hub: HubR
 # ---------------------------------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------------------------------
+
+
+def test_a_malformed_row_is_quarantined_and_the_checked_run_succeeds(simulator: Simulator, hub: HubResource):
+    rule = {"kind": "malformed", "variant": "wrong_type", "next": 1, "path_prefix": "/analytics"}
+    simulator.admin("POST", "faults", faults=[rule])
+    result = run(hub, analytics_resource(simulator), days_ago(1))
+    assert [e.passed for e in result.get_asset_check_evaluations()] == [True]
+    expected = simulator.admin("GET", "analytics/rows", start=days_ago(1), end=days_ago(1))["rows"]
+    metadata = reported(result)["core/product_daily_metrics"]
+    assert (metadata["report_rows"], metadata["loaded_rows"], metadata["quarantined_rows"]) == (
+        expected,
+        expected - 1,
+        1,
+    )
+    assert rows_per_day(hub) == {days_ago(1): expected - 1}
+    quarantined = hub.read_frame(f"SELECT dataset, batch, reason FROM {QUARANTINE.name}").to_dict("records")
+    assert quarantined == [
+        {
+            "dataset": PRODUCT_DAILY_METRICS.name,
+            "batch": days_ago(1),
+            "reason": f"cannot land in {PRODUCT_DAILY_METRICS.name}: itemsViewed 'not-a-number' is not an integer",
+        }
+    ]
+    assert run(hub, analytics_resource(simulator), days_ago(1)).success  # the fault is gone: the day is whole
+    assert rows_per_day(hub) == {days_ago(1): expected}
+
+
+def report_row(day: str, sku: str, **changes) -> dict:
+    row = {
+        "date": day,
+        "item_id": sku,
+        "items_viewed": 9,
+        "items_added_to_cart": 2,
+        "items_purchased": 1,
+        "item_revenue": "19.99",
+        "currency": "USD",
+    }
+    return {**row, **changes}
+
+
+def test_rows_that_cannot_land_go_to_quarantine_with_their_day_or_the_range(hub: HubResource):
+    days = [days_ago(2), days_ago(1)]
+    undated = {
+        "item_id": "BAD-000003-01",
+        "unreadable": "date has no value",
+        "row": {"dimensionValues": [{}, {"value": "BAD-000003-01"}], "metricValues": [{"value": "1"}]},
+        "currency": "USD",
+    }
+    pages = [
+        [report_row(days[0], "BAD-000001-01"), report_row(days[0], "BAD-000002-01", item_revenue="lots")],
+        [undated, report_row(days[1], "BAD-000004-01", items_purchased="1")],
+    ]
+    landed = land_report(hub, pages, days)
+    assert landed.days_replaced == [days[0]] and len(landed.quarantined) == 3  # day two has no row to load
+    core = hub.read_frame(f"SELECT metric_date, sku FROM {PRODUCT_DAILY_METRICS.name}").to_dict("records")
+    assert core == [{"metric_date": days[0], "sku": "BAD-000001-01"}]
+    quarantined = hub.read_frame(f"SELECT batch, reason, record FROM {QUARANTINE.name} ORDER BY reason")
+    prefix = f"cannot land in {PRODUCT_DAILY_METRICS.name}: "
+    assert list(zip(quarantined["batch"], quarantined["reason"], strict=True)) == [
+        (f"{days[0]}..{days[1]}", prefix + "date has no value"),
+        (days[1], prefix + "items_purchased '1' is not an integer"),
+        (days[0], prefix + "revenue 'lots' is not a decimal amount"),
+    ]
+    assert json.loads(quarantined["record"][0]) == undated["row"]
+
+
+def test_an_unknown_currency_fails_the_load_and_leaves_the_hub_as_it_was(hub: HubResource):
+    with pytest.raises(UnknownCurrencyError, match="revenue currency 'XYZ' has no known minor unit"):
+        land_report(hub, [[report_row(days_ago(1), "BAD-000001-01", currency="XYZ")]], [days_ago(1)])
+    assert hub.row_count(PRODUCT_DAILY_METRICS) == 0
 
 
 @pytest.mark.parametrize("day", ["2020-01-01", "today", "in-five-days"])

@@ -8,6 +8,7 @@ import pytest
 
 from resources.analytics import AnalyticsResource
 from resources.http import ExternalSystemError
+from simulators.analytics import EXPIRED_ACCESS_TOKEN
 from tests.conftest import Simulator, free_port
 
 PROPERTY = "123456789"
@@ -60,6 +61,38 @@ def test_rows_are_flat_and_typed(simulator: Simulator):
     assert row["date"] == days_ago(1) and row["currency"] == "USD"
     assert all(isinstance(r[k], int) for r in page for k in ("items_viewed", "items_added_to_cart", "items_purchased"))
     assert all(isinstance(r["item_revenue"], str) for r in page)
+
+
+@pytest.mark.parametrize(
+    ("variant", "reason", "readable"),
+    [
+        ("missing_id", "itemId has no value", {"date"}),
+        ("wrong_type", "itemsViewed 'not-a-number' is not an integer", {"date", "item_id"}),
+    ],
+)
+def test_an_unreadable_row_comes_marked_with_the_reason_and_the_rest_typed(
+    simulator: Simulator, variant: str, reason: str, readable: set[str]
+):
+    clean = next(analytics_resource(simulator, page_size=100).report_pages(days_ago(1), days_ago(1)))
+    rule = {"kind": "malformed", "variant": variant, "next": 1, "path_prefix": "/analytics"}
+    simulator.admin("POST", "faults", faults=[rule])
+    page = next(analytics_resource(simulator, page_size=100).report_pages(days_ago(1), days_ago(1)))
+    marked = [i for i, row in enumerate(page) if "unreadable" in row]
+    assert len(marked) == 1 and len(page) == len(clean)
+    bad = page[marked[0]]
+    assert bad["unreadable"] == reason and set(bad) == {*readable, "unreadable", "row", "currency"}
+    assert all(bad[k] == clean[marked[0]][k] for k in readable)
+    assert set(bad["row"]) == {"dimensionValues", "metricValues"}
+    assert [row for i, row in enumerate(page) if i != marked[0]] == [r for i, r in enumerate(clean) if i != marked[0]]
+
+
+def test_an_expired_key_is_reported_as_expired_naming_the_setting(simulator: Simulator):
+    resource = analytics_resource(simulator, api_key=EXPIRED_ACCESS_TOKEN)
+    with pytest.raises(ExternalSystemError) as failure:
+        list(resource.report_pages(days_ago(1), days_ago(1)))
+    message = str(failure.value)
+    assert "the API key has expired (ACCESS_TOKEN_EXPIRED)" in message and "(check ANALYTICS_API_KEY)" in message
+    assert EXPIRED_ACCESS_TOKEN not in message
 
 
 def test_an_empty_range_yields_no_pages(simulator: Simulator):

@@ -10,6 +10,7 @@ import pytest
 
 from resources.http import ExternalSystemError
 from resources.warehouse import WarehouseResource
+from simulators.warehouse import EXPIRED_API_KEY
 from tests.conftest import Simulator, free_port
 
 API_KEY = "wh_test_hub"
@@ -100,6 +101,15 @@ def test_a_wrong_api_key_names_the_setting_and_hides_the_key(simulator: Simulato
     assert "WAREHOUSE_API_KEY" in message and WRONG_KEY not in message and API_KEY not in message
     with pytest.raises(ExternalSystemError, match="WAREHOUSE_API_KEY"):
         list(warehouse.movement_feed())
+
+
+def test_an_expired_api_key_is_reported_as_expired(simulator: Simulator):
+    with pytest.raises(ExternalSystemError) as failure:
+        list(warehouse_resource(simulator, api_key=EXPIRED_API_KEY).pages("warehouses"))
+    message = str(failure.value)
+    assert failure.value.status == 401 and failure.value.code == "api_key_expired"
+    assert "the API key has expired (api_key_expired)" in message and "(check WAREHOUSE_API_KEY)" in message
+    assert EXPIRED_API_KEY not in message
 
 
 def test_an_unreachable_api_names_the_url_setting(simulator: Simulator):

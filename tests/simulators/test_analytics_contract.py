@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from resources.commerce import CommerceToolsResource
+from simulators.analytics import EXPIRED_ACCESS_TOKEN
 from tests.conftest import Simulator
 
 PROPERTY = "123456789"
@@ -274,6 +275,52 @@ def test_a_missing_or_wrong_key_is_unauthenticated(simulator: Simulator, key: st
     response = run_report(simulator, report_body(), key=key)
     google_error(response, 401, "UNAUTHENTICATED")
     assert "an_wrong_key" not in response.text and KEY not in response.text
+
+
+def error_reason(response: requests.Response) -> str | None:
+    details = response.json()["error"].get("details", [])
+    reasons = [d["reason"] for d in details if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"]
+    return reasons[0] if reasons else None
+
+
+@pytest.mark.parametrize(
+    ("key", "reason", "message"),
+    [
+        (None, "CREDENTIALS_MISSING", "Request is missing required authentication credential."),
+        ("an_wrong_key", None, "Request had invalid authentication credentials."),
+        (EXPIRED_ACCESS_TOKEN, "ACCESS_TOKEN_EXPIRED", "Request had invalid authentication credentials."),
+    ],
+)
+def test_a_refused_token_says_why_as_google_does(simulator: Simulator, key: str | None, reason, message: str):
+    response = run_report(simulator, report_body(), key=key)
+    assert google_error(response, 401, "UNAUTHENTICATED").startswith(message)
+    assert error_reason(response) == reason
+    assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert (key or KEY) not in response.text
+
+
+def test_an_expire_token_fault_answers_access_token_expired(simulator: Simulator):
+    simulator.admin("POST", "faults", faults=[{"kind": "expire_token", "next": 1, "path_prefix": "/analytics"}])
+    response = run_report(simulator, report_body())
+    google_error(response, 401, "UNAUTHENTICATED")
+    assert error_reason(response) == "ACCESS_TOKEN_EXPIRED" and KEY not in response.text
+    assert run_report(simulator, report_body()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("variant", "broken"),
+    [
+        ("missing_id", lambda row: row["dimensionValues"][1] == {}),
+        ("wrong_type", lambda row: row["metricValues"][0] == {"value": "not-a-number"}),
+    ],
+)
+def test_a_malformed_fault_breaks_one_row_of_the_page(simulator: Simulator, variant: str, broken):
+    clean = ok(simulator, report_body(limit=50))["rows"]
+    rule = {"kind": "malformed", "variant": variant, "next": 1, "path_prefix": "/analytics"}
+    simulator.admin("POST", "faults", faults=[rule])
+    rows = ok(simulator, report_body(limit=50))["rows"]
+    changed = [i for i, (a, b) in enumerate(zip(clean, rows, strict=True)) if a != b]
+    assert len(changed) == 1 and broken(rows[changed[0]])
 
 
 def test_auth_is_checked_before_the_request(simulator: Simulator):

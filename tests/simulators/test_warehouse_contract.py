@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
+from simulators.warehouse import EXPIRED_API_KEY
 from tests.simulators.conftest import REPO_ROOT, SIM_PRODUCTS, SIM_SEED
 
 KEY = {"X-Api-Key": "wh_test_hub"}
@@ -101,6 +102,18 @@ def world(clean_world: str) -> str:
 def test_calls_need_the_api_key(commerce_sim: str, headers: dict | None) -> None:
     message = error(get(commerce_sim, "warehouses", headers=headers), 401, "unauthorized")
     assert "X-Api-Key" in message and "wrong-key-9c1" not in message
+
+
+def test_the_expired_key_is_refused_as_expired(commerce_sim: str) -> None:
+    message = error(get(commerce_sim, "warehouses", headers={"X-Api-Key": EXPIRED_API_KEY}), 401, "api_key_expired")
+    assert "expired" in message and "X-Api-Key" in message and EXPIRED_API_KEY not in message
+
+
+def test_an_expire_token_fault_expires_the_key_in_use(world: str) -> None:
+    admin(world, "POST", "faults", {"faults": [{"kind": "expire_token", "next": 1, "path_prefix": "/warehouse"}]})
+    message = error(get(world, "warehouses"), 401, "api_key_expired")
+    assert KEY["X-Api-Key"] not in message
+    assert get(world, "warehouses").status_code == 200
 
 
 def test_errors(commerce_sim: str) -> None:
