@@ -1,21 +1,38 @@
 """Product experience: one row per product with names, prices, stock by region, 30-day funnel and rank.
 
-`serving.v1_product_experience` is rebuilt whole from core on every run (merge `replace`). The
-regions, the metrics window and the bestseller basis come from the `aggregation` section of the
+`serving.v1_product_experience` is rebuilt whole from core (merge `replace`), or, in `changes` mode
+(the change-data-capture job), only for the products whose core rows changed since it last ran; the
+bestseller ranks are then recomputed over every product and the rows whose rank moved are rewritten.
+The regions, the metrics window and the bestseller basis come from the `aggregation` section of the
 rules file (see docs/serving-contracts.md for the meaning of every column).
 """
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import dagster as dg
 import orjson
 import pandas as pd
+import pyarrow as pa
 import pydantic
 from pydantic import Field
 
 from assets.analytics import PRODUCT_DAILY_METRICS
 from assets.commerce import CHANNELS, INVENTORY_ENTRIES, PRICES, PRODUCT_VARIANTS, PRODUCTS
+from assets.inventory import (
+    Basis,
+    ServingConfig,
+    by_key,
+    changed_keys,
+    fingerprint,
+    new_generation,
+    rebuild_reason,
+    rebuilt_scope,
+    rows_of,
+    scope_metadata,
+    watermarks,
+)
 from assets.landing import asset_key, json_text, materialization, read_table
 from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.rules import RulesResource
@@ -130,6 +147,16 @@ def conversion_rate(purchases: int, views: int) -> float:
     return min(max(purchases / views, 0.0), 1.0)
 
 
+def funnel_totals(products: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """`products` (id, key, name, published) with their views, add-to-carts and purchases in the window."""
+    funnel = metrics.groupby("product_id")[["views", "add_to_carts", "purchases"]].sum()
+    frame = products[["product_id", "product_key", "name", "published"]].copy()
+    for column in ("views", "add_to_carts", "purchases"):
+        totals = funnel[column].reindex(frame["product_id"], fill_value=0).fillna(0)
+        frame[f"{column}_30d"] = totals.astype("int64").to_numpy()
+    return frame
+
+
 def product_experience_rows(
     products: pd.DataFrame,
     variants: pd.DataFrame,
@@ -139,17 +166,20 @@ def product_experience_rows(
     window: tuple[str | None, str | None],
     rules: AggregationRules,
     now: datetime,
+    ranks: dict[str, int] | None = None,
 ) -> dict[str, list]:
-    """The serving rows: one per product of `products`, as column lists for PRODUCT_EXPERIENCE."""
+    """The serving rows: one per product of `products`, as column lists for PRODUCT_EXPERIENCE.
+
+    The bestseller ranks are taken among `products`, or from `ranks` (product id -> rank) when given.
+    """
     variant_counts = variants.groupby("product_id")["sku"].count().to_dict()
     ranges = price_ranges(prices, now)
     stocked = stock_by_region(stock, rules)
-    funnel = metrics.groupby("product_id")[["views", "add_to_carts", "purchases"]].sum()
-    frame = products[["product_id", "product_key", "name", "published"]].copy()
-    for column in ("views", "add_to_carts", "purchases"):
-        totals = funnel[column].reindex(frame["product_id"], fill_value=0).fillna(0)
-        frame[f"{column}_30d"] = totals.astype("int64").to_numpy()
-    frame["bestseller_rank"] = bestseller_ranks(frame, rules.bestseller_basis)
+    frame = funnel_totals(products, metrics)
+    if ranks is None:
+        frame["bestseller_rank"] = bestseller_ranks(frame, rules.bestseller_basis)
+    else:
+        frame["bestseller_rank"] = frame["product_id"].map(ranks)
     no_stock = (False, {region: False for region in rules.regions}, 0)
     columns: dict[str, list] = {name: [] for name in PRODUCT_EXPERIENCE.column_names}
     for row in frame.itertuples(index=False):
@@ -178,58 +208,177 @@ def product_experience_rows(
     return columns
 
 
+# Products whose serving row may have changed: core rows loaded after the basis, by product.
+PRODUCT_CHANGES = (
+    (PRODUCTS, "SELECT product_id FROM core.products WHERE _batch_id > ?"),
+    (PRODUCT_VARIANTS, "SELECT DISTINCT product_id FROM core.product_variants WHERE _batch_id > ?"),
+    (PRICES, "SELECT DISTINCT product_id FROM core.prices WHERE _batch_id > ?"),
+    (
+        INVENTORY_ENTRIES,
+        "SELECT DISTINCT v.product_id FROM core.inventory_entries e"
+        " JOIN core.product_variants v ON v.sku = e.sku WHERE e._batch_id > ?",
+    ),
+)
+# Inputs every row reads: a change there rebuilds the whole model.
+WHOLE_INPUTS = (CHANNELS, PRODUCT_DAILY_METRICS)
+
+PRODUCTS_SQL = "SELECT product_id, product_key, name, published FROM core.products WHERE deleted_at IS NULL"
+VARIANTS_SQL = "SELECT product_id, sku FROM core.product_variants"
+PRICES_SQL = "SELECT product_id, currency, cent_amount, valid_from, valid_until FROM core.prices"
+STOCK_SQL = (
+    "SELECT v.product_id, e.available_quantity, c.country FROM core.inventory_entries e"
+    " JOIN core.product_variants v ON v.sku = e.sku"
+    " LEFT JOIN core.channels c ON c.channel_id = e.supply_channel_id WHERE e.deleted_at IS NULL"
+)
+METRICS_SQL = (
+    "SELECT v.product_id, m.items_viewed AS views, m.items_added_to_cart AS add_to_carts,"
+    " m.items_purchased AS purchases FROM core.product_daily_metrics m"
+    " JOIN core.product_variants v ON v.sku = m.sku WHERE m.metric_date >= ? AND m.metric_date <= ?"
+)
+RANKED_SQL = f"SELECT product_id, {', '.join(BASIS_COLUMNS.values())}, bestseller_rank FROM {PRODUCT_EXPERIENCE.name}"
+
+
+def _inputs(
+    hub: HubResource, window: tuple[str | None, str | None], products: set[str] | None
+) -> tuple[pd.DataFrame, ...]:
+    """Products, variants, prices, stock and metrics of every product, or of the given ones."""
+    no_metrics = pd.DataFrame(columns=["product_id", "views", "add_to_carts", "purchases"])
+    if products is None:
+        frames = [
+            read_table(hub, spec, sql)
+            for spec, sql in (
+                (PRODUCTS, PRODUCTS_SQL),
+                (PRODUCT_VARIANTS, VARIANTS_SQL),
+                (PRICES, PRICES_SQL),
+                (INVENTORY_ENTRIES, STOCK_SQL),
+            )
+        ]
+        metrics = hub.read_frame(METRICS_SQL, list(window)) if window[1] is not None else no_metrics
+        return (*frames, metrics)
+    hub.ensure_table(CHANNELS)  # joined to the stock
+    frames = [
+        rows_of(hub, sql + f" {'AND' if 'WHERE' in sql else 'WHERE'} {column} IN ({{keys}})", products)
+        for sql, column in (
+            (PRODUCTS_SQL, "product_id"),
+            (VARIANTS_SQL, "product_id"),
+            (PRICES_SQL, "product_id"),
+            (STOCK_SQL, "v.product_id"),
+        )
+    ]
+    metrics = no_metrics
+    if window[1] is not None:
+        metrics = rows_of(hub, METRICS_SQL + " AND v.product_id IN ({keys})", products, list(window))
+    return (*frames, metrics)
+
+
+def global_ranks(
+    hub: HubResource, changed: set[str], fresh: pd.DataFrame, basis: str
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Bestseller ranks over every product: the stored funnel of the unchanged ones and the fresh funnel
+    of the changed ones (`fresh`, without deleted products). Returns (rank per product, new rank per
+    unchanged product whose rank moved).
+
+    When the changed products are the same live products with the same funnel as stored (names,
+    prices or stock changed), no rank can move: their stored ranks are kept without reading the rest.
+    """
+    columns = ["product_id", *BASIS_COLUMNS.values()]
+    before = rows_of(hub, RANKED_SQL + " WHERE product_id IN ({keys})", changed)
+    same = fresh[columns].merge(before, on=columns, how="inner")
+    if len(same) == len(fresh) == len(before):
+        return dict(zip(same["product_id"], same["bestseller_rank"].astype(int), strict=True)), {}
+    stored = hub.read_frame(RANKED_SQL)
+    kept = stored.loc[~stored["product_id"].isin(changed)]
+    ranking = pd.concat([kept[columns], fresh[columns]], ignore_index=True)
+    ordered = bestseller_ranks(ranking, basis)
+    ranks = dict(zip(ranking.loc[ordered.index, "product_id"], ordered.astype(int), strict=True))
+    stored_ranks = zip(kept["product_id"], kept["bestseller_rank"], strict=True)
+    moved = {pid: ranks[pid] for pid, rank in stored_ranks if ranks[pid] != rank}
+    return ranks, moved
+
+
+def _reranked(hub: HubResource, moved: dict[str, int]) -> pa.Table | None:
+    """The stored rows of `moved` products with their new bestseller rank (in the column and the document)."""
+    if not moved:
+        return None
+    keys = sorted(moved)
+    tables = []
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        sql = (
+            f"SELECT {', '.join(PRODUCT_EXPERIENCE.column_names)} FROM {PRODUCT_EXPERIENCE.name}"
+            f" WHERE product_id IN ({', '.join('?' * len(chunk))})"
+        )
+        tables.append(pa.Table.from_batches(list(hub.read_batches(sql, chunk))))
+    table = pa.concat_tables(tables)
+    ids = table.column("product_id").to_pylist()
+    documents = []
+    for product_id, document in zip(ids, table.column("document").to_pylist(), strict=True):
+        value = orjson.loads(document)
+        value["bestseller_rank"] = moved[product_id]
+        documents.append(json_text(value))
+    table = table.set_column(
+        table.schema.get_field_index("bestseller_rank"),
+        "bestseller_rank",
+        pa.array([moved[pid] for pid in ids], pa.int64()),
+    )
+    return table.set_column(table.schema.get_field_index("document"), "document", pa.array(documents, pa.string()))
+
+
 @dg.asset(
     key=asset_key(PRODUCT_EXPERIENCE),
-    deps=[
-        asset_key(s) for s in (PRODUCTS, PRODUCT_VARIANTS, PRICES, INVENTORY_ENTRIES, CHANNELS, PRODUCT_DAILY_METRICS)
-    ],
+    deps=[asset_key(s) for s in (PRODUCTS, PRODUCT_VARIANTS, PRICES, INVENTORY_ENTRIES, *WHOLE_INPUTS)],
     group_name=GROUP,
     pool=HUB_POOL,
     kinds={"python", "pandas"},
     description=PRODUCT_EXPERIENCE.description,
 )
 def serving_product_experience(
-    context: dg.AssetExecutionContext, hub: HubResource, rules: RulesResource
+    context: dg.AssetExecutionContext, config: ServingConfig, hub: HubResource, rules: RulesResource
 ) -> dg.MaterializeResult:
-    """Rebuild the product experience read model from core."""
+    """Rebuild the product experience read model from core: whole, or in `changes` mode the rows of the
+    products whose core rows changed since it last ran (plus the rows whose bestseller rank moved)."""
     settings = rules.section("aggregation", AggregationRules)
     for spec in (PRODUCTS, INVENTORY_ENTRIES):
         hub.ensure_table(spec)  # a hub made before soft deletes gains deleted_at
-    products = read_table(
-        hub, PRODUCTS, "SELECT product_id, product_key, name, published FROM core.products WHERE deleted_at IS NULL"
-    )
-    variants = read_table(hub, PRODUCT_VARIANTS, "SELECT product_id, sku FROM core.product_variants")
-    prices = read_table(
-        hub, PRICES, "SELECT product_id, currency, cent_amount, valid_from, valid_until FROM core.prices"
-    )
-    stock = read_table(
-        hub,
-        INVENTORY_ENTRIES,
-        "SELECT v.product_id, e.available_quantity, c.country FROM core.inventory_entries e"
-        " JOIN core.product_variants v ON v.sku = e.sku"
-        " LEFT JOIN core.channels c ON c.channel_id = e.supply_channel_id WHERE e.deleted_at IS NULL",
-    )
+    inputs = (PRODUCTS, PRODUCT_VARIANTS, PRICES, INVENTORY_ENTRIES, *WHOLE_INPUTS)
+    basis = Basis(watermarks(hub, inputs), fingerprint(settings), new_generation())
+    previous = Basis.of(hub, PRODUCT_EXPERIENCE.name)
+    changed, reason = None, "mode rebuild"
+    if config.mode == "changes":
+        reason = rebuild_reason(previous, basis, [spec.name for spec in WHOLE_INPUTS])
+        if reason is None:
+            changed = changed_keys(hub, PRODUCT_CHANGES, previous)
+            basis = dataclasses.replace(basis, generation=previous.generation)
     newest = None
     if hub.backend.table_exists(PRODUCT_DAILY_METRICS.name):
         newest = hub.scalar("SELECT max(metric_date) FROM core.product_daily_metrics")
     window = metrics_window(newest, settings.window_days)
-    metrics = pd.DataFrame(columns=["product_id", "views", "add_to_carts", "purchases"])
-    if newest is not None:
-        metrics = hub.read_frame(
-            "SELECT v.product_id, m.items_viewed AS views, m.items_added_to_cart AS add_to_carts,"
-            " m.items_purchased AS purchases FROM core.product_daily_metrics m"
-            " JOIN core.product_variants v ON v.sku = m.sku WHERE m.metric_date >= ? AND m.metric_date <= ?",
-            list(window),
-        )
-    columns = product_experience_rows(products, variants, prices, stock, metrics, window, settings, datetime.now(UTC))
+    products, variants, prices, stock, metrics = _inputs(hub, window, changed)
+    ranks, moved = None, {}
+    if changed is not None:
+        ranks, moved = global_ranks(hub, changed, funnel_totals(products, metrics), settings.bestseller_basis)
+    columns = product_experience_rows(
+        products, variants, prices, stock, metrics, window, settings, datetime.now(UTC), ranks
+    )
     with hub.load(PRODUCT_EXPERIENCE.name) as load:
-        load.stage(PRODUCT_EXPERIENCE).append(PRODUCT_EXPERIENCE.to_arrow(columns))
+        if changed is None:
+            load.stage(PRODUCT_EXPERIENCE).append(PRODUCT_EXPERIENCE.to_arrow(columns))
+        else:
+            stage = load.stage(by_key(PRODUCT_EXPERIENCE, "product_id"))
+            stage.replace_parents(pa.array(sorted(changed), pa.string()))
+            stage.append(PRODUCT_EXPERIENCE.to_arrow(columns))
+            if (reranked := _reranked(hub, moved)) is not None:
+                stage.append(reranked)
+        load.advance(cursor=basis.encode())
     in_stock = sum(columns["in_stock"])
-    context.log.info(f"{PRODUCT_EXPERIENCE.name}: {len(columns['product_id'])} products, {in_stock} in stock")
+    scope = rebuilt_scope(changed, reason)
+    context.log.info(f"{PRODUCT_EXPERIENCE.name}: {len(columns['product_id'])} products, {in_stock} in stock ({scope})")
     return materialization(
         hub,
         PRODUCT_EXPERIENCE,
         load,
+        **scope_metadata(changed, reason),
+        ranks_moved=len(moved),
         metrics_from=window[0] or "",
         metrics_to=window[1] or "",
         products_in_stock=in_stock,

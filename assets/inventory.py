@@ -7,11 +7,17 @@ beyond the tolerance lands in `quality.inventory_conflicts` with both values, bo
 resolution taken. The services read `serving.v1_inventory_availability`.
 """
 
+import dataclasses
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 import dagster as dg
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, Field
@@ -19,7 +25,7 @@ from pydantic import BaseModel, Field
 from assets.commerce import INVENTORY_ENTRIES
 from assets.landing import asset_key, materialization
 from assets.warehouse import STOCK_LEVELS
-from resources.hub import HUB_POOL, HubResource, TableSpec
+from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
 from resources.rules import RulesResource
 
 GROUP = "serving"
@@ -125,6 +131,155 @@ def read_table(hub: HubResource, spec: TableSpec, sql: str, params: list | None 
 def to_arrow(spec: TableSpec, frame: pd.DataFrame) -> pa.Table:
     """The frame's declared columns as an Arrow batch of `spec` (NaN and NaT become nulls)."""
     return pa.Table.from_pandas(frame[spec.column_names], schema=spec.arrow_schema, preserve_index=False)
+
+
+# --- incremental read models ----------------------------------------------------------------
+#
+# In `changes` mode a read model recomputes only the keys whose inputs changed since it last ran.
+# What it last reflected (its basis) commits with its rows, as the cursor of its sync state: the
+# newest load batch of each input table, a fingerprint of its rules and the generation of the whole
+# rebuild it descends from. Every hub row carries the batch that last wrote it (`_batch_id`), and a
+# table's batch ids grow in commit order (a load locks its tables before it takes one), so the keys
+# of rows above the basis are the changed ones. What cannot be followed key by key (a rules change,
+# a global input such as channels, an upstream whole rebuild) makes the run rebuild whole.
+
+
+class ServingConfig(dg.Config):
+    """`rebuild` recomputes the whole read model; `changes` only the keys whose inputs changed since
+    it last ran (the whole model when that cannot be told, e.g. after a rules change)."""
+
+    mode: Literal["rebuild", "changes"] = "rebuild"
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What a read model was computed from: input watermarks, rules fingerprint, rebuild generation."""
+
+    tables: dict[str, int]
+    rules: str
+    generation: str
+
+    def encode(self) -> str:
+        return orjson.dumps(dataclasses.asdict(self)).decode()
+
+    @classmethod
+    def of(cls, hub: HubResource, sync_key: str) -> "Basis | None":
+        """The basis committed by the last load of `sync_key` (None before the first one)."""
+        state = hub.sync_state(sync_key)
+        if state is None or not state.cursor:
+            return None
+        try:
+            value = orjson.loads(state.cursor)
+            return cls({str(k): int(v) for k, v in value["tables"].items()}, value["rules"], value["generation"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex
+
+
+def existing(hub: HubResource, specs: Iterable[TableSpec]) -> set[str]:
+    """The names of the tables of `specs` that the hub holds (one query)."""
+    names = sorted({spec.name for spec in specs})
+    frame = hub.read_frame(
+        "SELECT table_schema || '.' || table_name AS name FROM information_schema.tables"
+        f" WHERE table_schema || '.' || table_name IN ({', '.join('?' * len(names))})",
+        names,
+    )
+    return set(frame["name"])
+
+
+def watermarks(hub: HubResource, specs: Sequence[TableSpec]) -> dict[str, int]:
+    """The newest load batch of each table: 0 when it is empty, -1 when it was never created."""
+    present = existing(hub, specs)
+    found = {spec.name: -1 for spec in specs}
+    if present:
+        frame = hub.read_frame(
+            " UNION ALL ".join(
+                f"SELECT '{name}' AS name, max(_batch_id) AS batch FROM {quoted(name)}" for name in sorted(present)
+            )
+        )
+        found.update(
+            {
+                name: 0 if pd.isna(batch) else int(batch)
+                for name, batch in zip(frame["name"], frame["batch"], strict=True)
+            }
+        )
+    return found
+
+
+def fingerprint(settings: BaseModel) -> str:
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+
+
+def rebuild_reason(
+    previous: Basis | None, current: Basis, global_tables: Iterable[str] = (), upstream: Basis | None = None
+) -> str | None:
+    """Why the whole read model must be rebuilt rather than its changed keys; None when it need not.
+
+    `global_tables` are inputs every row reads (the others are read key by key and must exist);
+    `upstream` is the basis of the read model it derives from (the inventory positions), whose whole
+    rebuilds it must follow whole.
+    """
+    if previous is None:
+        return "no basis from an earlier build"
+    global_tables = set(global_tables)
+    if missing := sorted(name for name, batch in current.tables.items() if batch < 0 and name not in global_tables):
+        return f"{', '.join(missing)} not loaded yet"
+    if previous.rules != current.rules:
+        return "its rules changed"
+    if upstream is not None and (not upstream.generation or upstream.generation != previous.generation):
+        return "its input was rebuilt whole"
+    moved = sorted(name for name in global_tables if previous.tables.get(name) != current.tables.get(name))
+    return f"{', '.join(moved)} changed" if moved else None
+
+
+def changed_keys(hub: HubResource, queries: Sequence[tuple[TableSpec, str]], previous: Basis) -> set[str]:
+    """The keys (first column) the queries find in rows their tables loaded after `previous` (one query).
+
+    Each query takes one parameter: the batch id of its table in `previous`.
+    """
+    present = existing(hub, [spec for spec, _ in queries])
+    chosen = [(spec, sql) for spec, sql in queries if spec.name in present]
+    if not chosen:
+        return set()
+    frame = hub.read_frame(
+        " UNION ".join(f"({sql})" for _, sql in chosen), [previous.tables.get(spec.name, 0) for spec, _ in chosen]
+    )
+    return set(frame.iloc[:, 0].dropna())
+
+
+def rows_of(hub: HubResource, sql: str, keys: Iterable[str], params: Sequence = ()) -> pd.DataFrame:
+    """`sql` for the given keys only: its `{keys}` becomes the placeholders of up to 1,000 keys at a time."""
+    keys = sorted(keys)
+    if not keys:
+        return hub.read_frame(sql.format(keys="NULL"), list(params))
+    chunks = [keys[start : start + 1000] for start in range(0, len(keys), 1000)]
+    frames = [hub.read_frame(sql.format(keys=", ".join("?" * len(chunk))), [*params, *chunk]) for chunk in chunks]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def by_key(spec: TableSpec, key: str) -> TableSpec:
+    """`spec` loaded key by key: the rows of the keys a batch names are replaced, the others kept."""
+    return dataclasses.replace(spec, merge="replace_children", parent_key=key)
+
+
+def stage_keys(load: Load, spec: TableSpec, frame: pd.DataFrame, key: str, keys: set[str] | None) -> None:
+    """Stage `frame` as `spec`'s new rows: the whole table, or only the rows of `keys` (None: whole)."""
+    if keys is None:
+        load.stage(spec).append(to_arrow(spec, frame))
+        return
+    stage = load.stage(by_key(spec, key))
+    stage.replace_parents(pa.array(sorted(keys), pa.string()))
+    stage.append(to_arrow(spec, frame))
+
+
+# Keys (SKUs) whose stock changed: the inventory read models follow these.
+SKU_CHANGES = (
+    (INVENTORY_ENTRIES, "SELECT DISTINCT sku FROM core.inventory_entries WHERE _batch_id > ? AND sku IS NOT NULL"),
+    (STOCK_LEVELS, "SELECT DISTINCT sku FROM core.stock_levels WHERE _batch_id > ? AND sku IS NOT NULL"),
+)
 
 
 def _newest_per_key(frame: pd.DataFrame, keys: list[str], stamp: str) -> pd.DataFrame:
@@ -242,22 +397,41 @@ LEVELS_SQL = (
     ],
     pool=HUB_POOL,
 )
-def reconcile_inventory(context: dg.AssetExecutionContext, hub: HubResource, rules: RulesResource):
-    """Positions and their conflicts, rebuilt together in one load from the two systems' current stock."""
+def reconcile_inventory(
+    context: dg.AssetExecutionContext, config: ServingConfig, hub: HubResource, rules: RulesResource
+):
+    """Positions and their conflicts from the two systems' current stock, in one load: all of them,
+    or in `changes` mode those of the SKUs whose entries or stock levels changed since the last run."""
     settings = rules.section("inventory", InventoryRules)
     hub.ensure_table(INVENTORY_ENTRIES)  # a hub made before soft deletes gains deleted_at
-    entries = read_table(hub, INVENTORY_ENTRIES, ENTRIES_SQL)
-    levels = read_table(hub, STOCK_LEVELS, LEVELS_SQL)
+    hub.ensure_table(STOCK_LEVELS)
+    basis = Basis(watermarks(hub, (INVENTORY_ENTRIES, STOCK_LEVELS)), fingerprint(settings), new_generation())
+    previous = Basis.of(hub, INVENTORY_POSITIONS.name)
+    skus, reason = None, "mode rebuild"
+    if config.mode == "changes":
+        reason = rebuild_reason(previous, basis)
+        if reason is None:
+            skus = changed_keys(hub, SKU_CHANGES, previous)
+            basis = dataclasses.replace(basis, generation=previous.generation)
+    if skus is None:
+        entries = read_table(hub, INVENTORY_ENTRIES, ENTRIES_SQL)
+        levels = read_table(hub, STOCK_LEVELS, LEVELS_SQL)
+    else:
+        entries = rows_of(hub, ENTRIES_SQL + " AND sku IN ({keys})", skus)
+        levels = rows_of(hub, LEVELS_SQL + " AND sku IN ({keys})", skus)
     positions, conflicts = reconcile(entries, levels, settings, datetime.now(UTC))
     with hub.load(INVENTORY_POSITIONS.name) as load:
-        load.stage(INVENTORY_POSITIONS).append(to_arrow(INVENTORY_POSITIONS, positions))
-        load.stage(INVENTORY_CONFLICTS).append(to_arrow(INVENTORY_CONFLICTS, conflicts))
+        stage_keys(load, INVENTORY_POSITIONS, positions, "sku", skus)
+        stage_keys(load, INVENTORY_CONFLICTS, conflicts, "sku", skus)
+        load.advance(cursor=basis.encode())
+    scope = rebuilt_scope(skus, reason)
     by_field = conflicts["field"].value_counts().to_dict()
-    context.log.info(f"{len(positions):,} positions, {len(conflicts):,} conflicts beyond the tolerance")
+    context.log.info(f"{len(positions):,} positions, {len(conflicts):,} conflicts beyond the tolerance ({scope})")
     yield materialization(
         hub,
         INVENTORY_POSITIONS,
         load,
+        **scope_metadata(skus, reason),
         commerce_entries=len(entries),
         warehouse_stock_levels=len(levels),
         commerce_only=int(positions["warehouse_updated_at"].isna().sum()),
@@ -267,9 +441,27 @@ def reconcile_inventory(context: dg.AssetExecutionContext, hub: HubResource, rul
         hub,
         INVENTORY_CONFLICTS,
         load,
+        **scope_metadata(skus, reason),
         tolerance_units=settings.tolerance_units,
         **{f"conflicts_{field}": int(by_field.get(field, 0)) for field in FIELDS},
     )
+
+
+def rebuilt_scope(keys: set[str] | None, reason: str) -> str:
+    return f"whole: {reason}" if keys is None else f"{len(keys):,} changed keys"
+
+
+def scope_metadata(keys: set[str] | None, reason: str) -> dict[str, object]:
+    """What a read model's run recomputed: the whole model (and why) or the changed keys."""
+    if keys is None:
+        return {"rebuilt": "whole", "rebuilt_because": reason}
+    sample = dg.MetadataValue.json(sorted(keys)[:20])
+    return {"rebuilt": "changed keys", "keys_recomputed": len(keys), "keys_sample": sample}
+
+
+AVAILABILITY_SQL = (
+    "SELECT sku, location_id, available_quantity, restockable_in_days, last_synced_at FROM core.inventory_positions"
+)
 
 
 @dg.asset(
@@ -280,18 +472,35 @@ def reconcile_inventory(context: dg.AssetExecutionContext, hub: HubResource, rul
     kinds={"python"},
     description=V1_INVENTORY_AVAILABILITY.description,
 )
-def serving_v1_inventory_availability(hub: HubResource) -> dg.MaterializeResult:
-    """The sellable quantity per SKU and location, read by the inventory service."""
-    frame = read_table(
-        hub,
-        INVENTORY_POSITIONS,
-        "SELECT sku, location_id, available_quantity, restockable_in_days, last_synced_at "
-        "FROM core.inventory_positions",
-    )
+def serving_v1_inventory_availability(
+    context: dg.AssetExecutionContext, config: ServingConfig, hub: HubResource
+) -> dg.MaterializeResult:
+    """The sellable quantity per SKU and location, read by the inventory service; in `changes` mode only
+    for the SKUs the positions were recomputed for since this model last ran."""
+    upstream = Basis.of(hub, INVENTORY_POSITIONS.name) or Basis({}, "", "")
+    basis = dataclasses.replace(upstream, rules="")
+    previous = Basis.of(hub, V1_INVENTORY_AVAILABILITY.name)
+    skus, reason = None, "mode rebuild"
+    if config.mode == "changes":
+        reason = rebuild_reason(previous, basis, upstream=upstream)
+        if reason is None:
+            skus = changed_keys(hub, SKU_CHANGES, previous)
+    if skus is None:
+        frame = read_table(hub, INVENTORY_POSITIONS, AVAILABILITY_SQL)
+    else:
+        frame = rows_of(hub, AVAILABILITY_SQL + " WHERE sku IN ({keys})", skus)
     frame["is_on_stock"] = frame["available_quantity"] > 0
     with hub.load(V1_INVENTORY_AVAILABILITY.name) as load:
-        load.stage(V1_INVENTORY_AVAILABILITY).append(to_arrow(V1_INVENTORY_AVAILABILITY, frame))
-    return materialization(hub, V1_INVENTORY_AVAILABILITY, load, skus_on_stock=int(frame["is_on_stock"].sum()))
+        stage_keys(load, V1_INVENTORY_AVAILABILITY, frame, "sku", skus)
+        load.advance(cursor=basis.encode())
+    context.log.info(f"{V1_INVENTORY_AVAILABILITY.name}: {len(frame):,} rows ({rebuilt_scope(skus, reason)})")
+    return materialization(
+        hub,
+        V1_INVENTORY_AVAILABILITY,
+        load,
+        **scope_metadata(skus, reason),
+        skus_on_stock=int(frame["is_on_stock"].sum()),
+    )
 
 
 inventory_assets = [reconcile_inventory, serving_v1_inventory_availability]

@@ -5,6 +5,7 @@ which inbound purchase orders count as available-to-promise, the ranking criteri
 replenishment order looks like (quantity, longest acceptable lead time, exchange rates to compare offers).
 """
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -14,7 +15,21 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, field_validator
 
-from assets.inventory import INVENTORY_POSITIONS, read_table, to_arrow
+from assets.inventory import (
+    INVENTORY_POSITIONS,
+    SKU_CHANGES,
+    Basis,
+    ServingConfig,
+    changed_keys,
+    fingerprint,
+    read_table,
+    rebuild_reason,
+    rebuilt_scope,
+    rows_of,
+    scope_metadata,
+    stage_keys,
+    watermarks,
+)
 from assets.landing import asset_key, materialization
 from assets.warehouse import (
     MINOR_UNITS,
@@ -206,12 +221,15 @@ def sourcing_options(
 # --- asset --------------------------------------------------------------------------------
 
 
-class SourcingConfig(dg.Config):
+class SourcingConfig(ServingConfig):
     """`as_of` (ISO-8601, UTC) fixes the moment the horizon counts from; empty means now."""
 
     as_of: str = ""
 
 
+# Inputs read whole (warehouses) or by SKU but changed only by the warehouse syncs: a change there
+# rebuilds the whole model.
+WHOLE_INPUTS = (WAREHOUSES, PURCHASE_ORDERS, PURCHASE_ORDER_LINES, SUPPLIER_OFFERS, SUPPLIERS)
 POSITIONS_SQL = "SELECT sku, location_id AS warehouse_id, available_quantity FROM core.inventory_positions"
 WAREHOUSES_SQL = "SELECT warehouse_id, latitude, longitude FROM core.warehouses"
 INBOUND_SQL = (
@@ -237,28 +255,47 @@ OFFERS_SQL = (
 def serving_v1_sourcing_options(
     context: dg.AssetExecutionContext, config: SourcingConfig, hub: HubResource, rules: RulesResource
 ) -> dg.MaterializeResult:
-    """Rebuilt whole from the reconciled positions, open purchase orders and the supplier offers."""
+    """Rebuilt from the reconciled positions, open purchase orders and the supplier offers: whole, or in
+    `changes` mode for the SKUs whose positions were recomputed since it last ran, as long as the
+    warehouse tables it reads whole (warehouses, orders, offers, suppliers) and its rules are unchanged."""
     settings = rules.section("sourcing", SourcingRules)
     as_of = datetime.fromisoformat(config.as_of).astimezone(UTC) if config.as_of else datetime.now(UTC)
-    for spec in (PURCHASE_ORDERS, SUPPLIERS):  # joined below; empty when never loaded
-        hub.ensure_table(spec)
-    positions = read_table(hub, INVENTORY_POSITIONS, POSITIONS_SQL)
-    warehouses = read_table(hub, WAREHOUSES, WAREHOUSES_SQL)
+    upstream = Basis.of(hub, INVENTORY_POSITIONS.name) or Basis({}, "", "")
+    others = watermarks(hub, WHOLE_INPUTS)
+    for spec in WHOLE_INPUTS:  # read or joined below; empty when never loaded
+        if others[spec.name] < 0:
+            hub.ensure_table(spec)
+    basis = dataclasses.replace(upstream, tables={**upstream.tables, **others}, rules=fingerprint(settings))
+    previous = Basis.of(hub, V1_SOURCING_OPTIONS.name)
+    skus, reason = None, "mode rebuild"
+    if config.mode == "changes":
+        reason = rebuild_reason(previous, basis, others, upstream)
+        if reason is None:
+            skus = changed_keys(hub, SKU_CHANGES, previous)
     placeholders = ", ".join("?" for _ in settings.inbound_statuses)
-    inbound = read_table(
-        hub, PURCHASE_ORDER_LINES, INBOUND_SQL.format(statuses=placeholders), settings.inbound_statuses
-    )
-    offers = read_table(hub, SUPPLIER_OFFERS, OFFERS_SQL)
+    inbound_sql = INBOUND_SQL.format(statuses=placeholders)
+    warehouses = read_table(hub, WAREHOUSES, WAREHOUSES_SQL)
+    if skus is None:
+        positions = read_table(hub, INVENTORY_POSITIONS, POSITIONS_SQL)
+        inbound = read_table(hub, PURCHASE_ORDER_LINES, inbound_sql, settings.inbound_statuses)
+        offers = read_table(hub, SUPPLIER_OFFERS, OFFERS_SQL)
+    else:
+        positions = rows_of(hub, POSITIONS_SQL + " WHERE sku IN ({keys})", skus)
+        inbound = rows_of(hub, inbound_sql + " AND l.sku IN ({keys})", skus, settings.inbound_statuses)
+        offers = rows_of(hub, OFFERS_SQL + " WHERE f.sku IN ({keys})", skus)
     options = sourcing_options(positions, inbound, warehouses, offers, settings, as_of)
     unplaced = positions.loc[~positions["warehouse_id"].isin(warehouses["warehouse_id"])]
     if len(unplaced):
         context.log.warning(f"{len(unplaced):,} positions are at locations that are not warehouses: not candidates")
     with hub.load(V1_SOURCING_OPTIONS.name) as load:
-        load.stage(V1_SOURCING_OPTIONS).append(to_arrow(V1_SOURCING_OPTIONS, options))
+        stage_keys(load, V1_SOURCING_OPTIONS, options, "sku", skus)
+        load.advance(cursor=basis.encode())
+    context.log.info(f"{V1_SOURCING_OPTIONS.name}: {len(options):,} options ({rebuilt_scope(skus, reason)})")
     return materialization(
         hub,
         V1_SOURCING_OPTIONS,
         load,
+        **scope_metadata(skus, reason),
         as_of=as_of.isoformat(),
         regions=len(settings.regions),
         skus=int(options["sku"].nunique()),

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.aggregation import serving_product_experience
 from assets.commerce import (
     COMMERCE_CORE_TABLES,
     core_catalog,
@@ -11,8 +12,10 @@ from assets.commerce import (
     raw_commerce_inventory_entries,
     raw_commerce_product_projections,
 )
+from assets.inventory import reconcile_inventory, serving_v1_inventory_availability
 from assets.orders import ORDERS_CORE_TABLES, raw_commerce_customers, raw_commerce_orders
 from assets.payments import PAYMENTS_CORE_TABLES, RAW_PAYMENTS_ASSETS
+from assets.sourcing import serving_v1_sourcing_options
 from assets.warehouse import (
     WAREHOUSE_CORE_TABLES,
     raw_warehouse_purchase_orders,
@@ -67,24 +70,44 @@ serving_job = dg.define_asset_job(
 )
 
 # Change-data-capture: the two raw extracts in `changes` mode, their core tables and the serving
-# models downstream of them; no full export.
+# models downstream of them, which recompute only the rows of what changed; no full export. The
+# whole-table checks (Great Expectations suites, schema drift of the newest raw batch) are left out:
+# the scheduled syncs and `serving_job` run them. Each batch still passes the row rules (quarantine)
+# and its blocking batch checks (counts_reconcile, bad_rows_within_threshold) in the conform step.
 CHANGE_EXTRACTS = (raw_commerce_product_projections, raw_commerce_inventory_entries)
 CHANGED_CORE = dg.AssetSelection.assets(core_catalog, core_inventory_entries)
-COMMERCE_CHANGES = dg.AssetSelection.assets(*CHANGE_EXTRACTS) | CHANGED_CORE | (CHANGED_CORE.downstream() & SERVING)
+CHANGED_SERVING = CHANGED_CORE.downstream() & SERVING
+BATCH_CHECKS = dg.AssetSelection.checks(
+    *(key for assets in (core_catalog, core_inventory_entries) for key in assets.check_keys)
+)
+COMMERCE_CHANGES = (
+    dg.AssetSelection.assets(*CHANGE_EXTRACTS) | CHANGED_CORE | CHANGED_SERVING
+).without_checks() | BATCH_CHECKS
+SERVING_BY_CHANGES = (
+    serving_product_experience,
+    reconcile_inventory,
+    serving_v1_inventory_availability,
+    serving_v1_sourcing_options,
+)
 
 
 def commerce_changes_config(upto_batch_id: int | None = None) -> dict:
     """Run config applying the commerce change events committed up to `upto_batch_id` (default all)."""
     config = {"mode": "changes", "upto_batch_id": upto_batch_id}
-    return {"ops": {asset.node_def.name: {"config": config} for asset in CHANGE_EXTRACTS}}
+    ops = {asset.node_def.name: {"config": config} for asset in CHANGE_EXTRACTS}
+    ops.update({asset.node_def.name: {"config": {"mode": "changes"}} for asset in SERVING_BY_CHANGES})
+    return {"ops": ops}
 
 
 commerce_changes_job = dg.define_asset_job(
     "commerce_changes_job",
     selection=COMMERCE_CHANGES,
     config=commerce_changes_config(),
+    # Its steps are small: starting a process for each would cost more than the work.
+    executor_def=dg.in_process_executor,
     description="Apply the commerce change events: re-fetch only the changed products and inventory entries by id, "
-    "land deletions as soft deletes, conform, check and rebuild the serving models that read them.",
+    "land deletions as soft deletes, conform them through the row rules and batch checks, and recompute the "
+    "serving rows of what changed (the whole-table suites run with the scheduled syncs).",
 )
 
 quarantine_release_job = build_release_job(

@@ -158,7 +158,8 @@ def test_end_to_end_churn_reaches_the_hub_touching_only_changed_keys(
         again, cursor = tick(instance, commerce, hub, cursor)
         assert isinstance(again, dg.SkipReason)
         extracts = [raw_commerce_product_projections, raw_commerce_inventory_entries]
-        rerun = dg.materialize(extracts, resources=resources, instance=instance, run_config=request.run_config)
+        extract_config = {"ops": {a.node_def.name: request.run_config["ops"][a.node_def.name] for a in extracts}}
+        rerun = dg.materialize(extracts, resources=resources, instance=instance, run_config=extract_config)
         for spec in (RAW_PRODUCT_PROJECTIONS, RAW_INVENTORY_ENTRIES):  # the same run again applies nothing twice
             assert rerun.success and materialized(rerun, spec)["keys_touched"] == 0
 
