@@ -39,8 +39,15 @@ warehouse_movements_job = dg.define_asset_job(
         reconcile_inventory,
         serving_v1_inventory_availability,
     ),
-    config={"ops": {raw_warehouse_stock_levels.node_def.name: {"config": {"mode": "incremental"}}}},
-    description="New stock movements from the feed, the stock levels they changed, and the inventory positions.",
+    config={
+        "ops": {
+            raw_warehouse_stock_levels.node_def.name: {"config": {"mode": "incremental"}},
+            # Only the positions of the SKUs whose stock levels moved, as commerce_changes_job does.
+            reconcile_inventory.node_def.name: {"config": {"mode": "changes"}},
+            serving_v1_inventory_availability.node_def.name: {"config": {"mode": "changes"}},
+        }
+    },
+    description="New stock movements from the feed, the stock levels they changed, and the positions of those SKUs.",
 )
 
 
