@@ -1,18 +1,18 @@
-"""The production hub on Postgres: COPY into temp staging tables, then set-based merges, with psycopg 3."""
+"""The production hub on Postgres: binary COPY into temp staging tables, then set-based merges, with psycopg 3."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pa_csv
+import pyarrow.compute as pc
 import sqlalchemy.engine
 from psycopg import sql as pgsql
 from psycopg.types.json import set_json_loads
@@ -39,6 +39,28 @@ OPS_DDL = (
         batch_id BIGINT PRIMARY KEY, sync_key TEXT NOT NULL,
         committed_at TIMESTAMPTZ NOT NULL, tables JSONB NOT NULL)""",
 )
+
+
+# Upserted tables leave half of each page free, so updating a row can put its new version on the
+# same page without touching the primary-key index (a HOT update). Measured on 705,000 inventory
+# entries: updating all of them 4x faster; a first load writes twice the pages (about 1.4x slower);
+# once updated, the table is no bigger than with full pages (HOT pruning reuses the space).
+UPSERT_FILLFACTOR = 50
+
+# Session settings of a load's own connection: the stage's temp tables stay in memory up to
+# `temp_buffers`, and the merge's hash joins and the duplicate check do not spill to disk below
+# `work_mem` (times hash_mem_multiplier). The connection closes with the load.
+LOAD_SESSION = {"temp_buffers": "256MB", "work_mem": "128MB"}
+
+# Binary COPY: a signature, then per row a big-endian int16 field count and per field an int32
+# length (-1 for NULL) and the value in the type's binary form; a -1 field count ends it.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)
+COPY_TRAILER = b"\xff\xff"
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in Unix microseconds; Postgres counts from there
+FIXED_WIDTH = {"bigint": ">i8", "int": ">i4", "double": ">f8", "bool": "u1", "timestamp": ">i8"}
+COPY_CHUNK_BYTES = 32 << 20
+_NULL_FIELD = pa.scalar(b"\xff\xff\xff\xff", pa.large_binary())
+_NO_SEPARATOR = pa.scalar(b"", pa.large_binary())
 
 
 def _portable(sql: str) -> str:
@@ -93,9 +115,13 @@ class PostgresHub(Hub):
             return
         columns = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in spec.all_columns)
         keys = ", ".join(f'"{c}"' for c in spec.primary_key)
+        storage = f" WITH (fillfactor = {UPSERT_FILLFACTOR})" if spec.merge == "upsert" else ""
         with self.connect() as con, con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(hashtext('hub-ddl'))")
-            con.execute(f"CREATE TABLE IF NOT EXISTS {quoted(spec.name)} ({columns}, PRIMARY KEY ({keys}))")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {quoted(spec.name)} ({columns}, PRIMARY KEY ({keys})){storage}")
+            options = con.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [quoted(spec.name)])
+            if storage and not any(o.startswith("fillfactor=") for o in options.fetchone()[0] or ()):
+                con.execute(f"ALTER TABLE {quoted(spec.name)} SET (fillfactor = {UPSERT_FILLFACTOR})")  # new pages
             present = con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
                 [spec.schema, spec.table],
@@ -109,6 +135,8 @@ class PostgresHub(Hub):
     def load(self, sync_key: str) -> Iterator[Load]:
         self.ensure_schemas()
         with self.connect() as con:
+            for setting, value in LOAD_SESSION.items():
+                con.execute(pgsql.SQL("SET {} = {}").format(pgsql.Identifier(setting), pgsql.Literal(value)))
             load = Load(sync_key=sync_key, _stage_factory=lambda spec: _PostgresStage(self, con, spec))
             try:
                 yield load
@@ -155,7 +183,7 @@ class _PostgresStage(Stage):
             return
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         table = table.select(self.spec.column_names).cast(self.spec.arrow_schema)
-        self._copy(self.name, self.spec.column_names, table)
+        self._copy(self.name, self.spec.columns, table)
         self.rows += table.num_rows
 
     def replace_parents(self, parent_keys: pa.Array) -> None:
@@ -163,22 +191,26 @@ class _PostgresStage(Stage):
             self.parents = f"{self.name}_parents"
             self.con.execute(f'DROP TABLE IF EXISTS "{self.parents}"')
             self.con.execute(f'CREATE TEMP TABLE "{self.parents}" (parent_key TEXT)')
-        self._copy(self.parents, ["parent_key"], pa.table({"parent_key": pa.array(parent_keys, pa.string())}))
+        keys = pa.table({"parent_key": pa.array(parent_keys, pa.string())})
+        self._copy(self.parents, (("parent_key", "text"),), keys)
 
-    def _copy(self, table_name: str, columns: list[str], table: pa.Table) -> None:
-        """COPY in CSV written by Arrow: several times faster than a Python `write_row` per row.
+    def _copy(self, table_name: str, columns: tuple[tuple[str, str], ...], table: pa.Table) -> None:
+        """COPY in binary, encoded column by column by Arrow and numpy (no Python per row).
 
-        Arrow quotes every string, so an empty string stays one and only a missing value is NULL.
+        Cheaper than CSV on both sides: Arrow prints time-zone-aware timestamps slowly (most of the
+        client's time before), the server reads binary about twice as fast, and every value arrives
+        exactly as it was. Chunks stay near `COPY_CHUNK_BYTES`, so large documents stream too.
         """
-        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-            pgsql.Identifier(table_name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+            pgsql.Identifier(table_name), pgsql.SQL(", ").join(pgsql.Identifier(c) for c, _ in columns)
         )
-        options = pa_csv.WriteOptions(include_header=False)
+        kinds = [kind for _, kind in columns]
+        chunk_rows = max(1, min(50_000, table.num_rows * COPY_CHUNK_BYTES // max(table.nbytes, 1)))
         with self.con.cursor() as cur, cur.copy(statement) as copy:
-            for batch in table.to_batches(max_chunksize=50_000):
-                chunk = io.BytesIO()
-                pa_csv.write_csv(batch, chunk, write_options=options)
-                copy.write(chunk.getbuffer())
+            copy.write(COPY_SIGNATURE)
+            for batch in table.to_batches(max_chunksize=chunk_rows):
+                copy.write(_binary_rows(batch, kinds))
+            copy.write(COPY_TRAILER)
 
     def merge(self, batch_id: int, loaded_at: datetime) -> MergeResult:
         spec, target = self.spec, quoted(self.spec.name)
@@ -200,21 +232,63 @@ class _PostgresStage(Stage):
                 f'INSERT INTO {target} ({columns}) SELECT {select}, %s, %s FROM "{self.name}"', [batch_id, loaded_at]
             )
             return MergeResult(spec.name, self.rows, cur.rowcount)
-        keys = ", ".join(f'"{c}"' for c in spec.primary_key)
-        order = f'{keys}, "{spec.version_column}" DESC' if spec.version_column else keys
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c, _ in spec.all_columns if c not in spec.primary_key)
-        if spec.version_column:
-            changed_when = f'excluded."{spec.version_column}" > {target}."{spec.version_column}"'
-        else:
-            changed_when = " OR ".join(f'excluded."{c}" IS DISTINCT FROM {target}."{c}"' for c in spec.compared_columns)
-        on_conflict = "DO NOTHING" if spec.merge == "append" else f"DO UPDATE SET {updates} WHERE {changed_when}"
-        cur = self.con.execute(
-            f"""INSERT INTO {target} ({columns})
-                SELECT DISTINCT ON ({keys}) {select}, %s, %s FROM "{self.name}" ORDER BY {order}
-                ON CONFLICT ({keys}) {on_conflict}""",
+        return MergeResult(spec.name, self.rows, self._upsert(batch_id, loaded_at))
+
+    def _upsert(self, batch_id: int, loaded_at: datetime) -> int:
+        """Set-based upsert: one row per key in the stage, update what changed, insert what is new.
+
+        An update join plus an anti-join insert does less per row than `INSERT ... ON CONFLICT`
+        (no speculative insertion into the index). The targets are locked by `_commit`, so no
+        other load inserts a key between the two statements; when the update changed every staged
+        row, no key is new and the insert is skipped.
+        """
+        spec, target, stage = self.spec, quoted(self.spec.name), f'"{self.name}"'
+        staged = self.rows - self._drop_duplicates()
+        same_key = " AND ".join(f'{target}."{c}" = s."{c}"' for c in spec.primary_key)
+        changed = 0
+        if spec.merge != "append":
+            updates = ", ".join(f'"{c}" = s."{c}"' for c in spec.column_names if c not in spec.primary_key)
+            if spec.version_column:
+                changed_when = f's."{spec.version_column}" > {target}."{spec.version_column}"'
+            else:
+                changed_when = " OR ".join(f's."{c}" IS DISTINCT FROM {target}."{c}"' for c in spec.compared_columns)
+            changed += self.con.execute(
+                f"""UPDATE {target} SET {updates}, "_batch_id" = %s, "_loaded_at" = %s
+                    FROM {stage} AS s WHERE {same_key} AND ({changed_when})""",
+                [batch_id, loaded_at],
+            ).rowcount
+        if changed == staged:
+            return changed
+        columns = ", ".join(f'"{c}"' for c, _ in spec.all_columns)
+        select = ", ".join(f's."{c}"' for c in spec.column_names)
+        changed += self.con.execute(
+            f"""INSERT INTO {target} ({columns}) SELECT {select}, %s, %s FROM {stage} AS s
+                WHERE NOT EXISTS (SELECT FROM {target} WHERE {same_key})""",
             [batch_id, loaded_at],
-        )
-        return MergeResult(spec.name, self.rows, cur.rowcount)
+        ).rowcount
+        return changed
+
+    def _drop_duplicates(self) -> int:
+        """Keep one staged row per key: the newest version, and of equal versions the first staged.
+
+        Without a version column the first staged is kept too, as in the DuckDB hub. The check is
+        one count of distinct 64-bit hashes of the keys, several times cheaper than grouping the
+        keys themselves; a collision only costs the exact delete, which otherwise runs only when
+        a key repeats. Returns the rows deleted.
+        """
+        spec, stage = self.spec, f'"{self.name}"'
+        keys = ", ".join(f'"{c}"' for c in spec.primary_key)
+        hashed = " # ".join(f'hashtextextended("{c}"::text, {seed})' for seed, c in enumerate(spec.primary_key))
+        if not self.con.execute(f"SELECT count(*) > count(DISTINCT {hashed}) FROM {stage}").fetchone()[0]:
+            return 0
+        repeated = f"SELECT {keys} FROM {stage} GROUP BY {keys} HAVING count(*) > 1"
+        order = f'"{spec.version_column}" DESC, ctid' if spec.version_column else "ctid"
+        return self.con.execute(
+            f"""DELETE FROM {stage} WHERE ctid IN (SELECT ctid FROM (
+                    SELECT ctid, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS copy
+                    FROM {stage} WHERE ({keys}) IN ({repeated})
+                ) AS ranked WHERE copy > 1)"""
+        ).rowcount
 
     def drop(self) -> None:
         if self.con.closed:
@@ -222,6 +296,42 @@ class _PostgresStage(Stage):
         for name in (self.name, self.parents):
             if name:
                 self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def _binary_rows(batch: pa.RecordBatch, kinds: list[str]) -> pa.Buffer:
+    """Rows of `batch` in COPY's binary form, built a column at a time."""
+    fields = [_binary_fields(batch.column(i), kind) for i, kind in enumerate(kinds)]
+    counts = _each_as_bytes(np.full(batch.num_rows, len(kinds), ">i2"))
+    rows = pc.binary_join_element_wise(counts, *fields, _NO_SEPARATOR)
+    offsets = np.frombuffer(rows.buffers()[1], np.int64, batch.num_rows + 1, rows.offset * 8)
+    return rows.buffers()[2][offsets[0] : offsets[-1]]
+
+
+def _binary_fields(array: pa.Array, kind: str) -> pa.Array:
+    """One column as binary COPY fields: the value's length, then its bytes; NULL is length -1."""
+    if kind in ("text", "json"):
+        data = array.cast(pa.large_binary())
+        header = np.empty(len(array), [("length", ">i4")] + ([("version", "u1")] if kind == "json" else []))
+        header["length"] = pc.binary_length(data).fill_null(0).to_numpy()
+        if kind == "json":  # jsonb's binary form: format version 1, then the JSON text
+            header["length"] += 1
+            header["version"] = 1
+        fields = pc.binary_join_element_wise(_each_as_bytes(header), data, _NO_SEPARATOR)
+    else:
+        if kind == "timestamp":  # microseconds since 2000-01-01 UTC
+            array = pc.subtract(array.cast(pa.int64()), PG_EPOCH_US)
+        values = np.empty(len(array), [("length", ">i4"), ("value", FIXED_WIDTH[kind])])
+        values["length"] = values.dtype["value"].itemsize
+        values["value"] = array.fill_null(kind != "bool" and 0).to_numpy(zero_copy_only=False)
+        fields = _each_as_bytes(values)
+    return pc.if_else(pc.is_valid(array), fields, _NULL_FIELD) if array.null_count else fields
+
+
+def _each_as_bytes(values: np.ndarray) -> pa.Array:
+    """Each element of a numpy array as one binary value holding its bytes, without copying."""
+    width, count = values.dtype.itemsize, len(values)
+    offsets = np.arange(0, (count + 1) * width, width, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(values)])
 
 
 def _commit(con: psycopg.Connection, load: Load) -> None:
