@@ -8,6 +8,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -83,6 +84,12 @@ def read_table(hub: HubResource, spec: TableSpec, sql: str, params: list | None 
     return hub.read_frame(sql, params)
 
 
+def held_open(hub: HubResource) -> AbstractContextManager[Any]:
+    """One open of an embedded hub for everything inside (DuckDB's `session`); a server hub needs none."""
+    session = getattr(hub.backend, "session", None)
+    return session() if session is not None else nullcontext()
+
+
 def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -105,7 +112,7 @@ def land_pages(
     """
     started_at = datetime.now(UTC)
     clock, records = time.monotonic(), 0
-    with hub.load(spec.name) as load:
+    with held_open(hub), hub.load(spec.name) as load:
         stage = load.stage(spec)
         for number, page in enumerate(pages, start=1):
             extracted_at = datetime.now(UTC)
@@ -208,6 +215,18 @@ def conform(
     `quality.quarantine` and the counts to `ops.batch_counts`, in the same load; a table with too
     many failing rows refuses the whole batch (`BatchRefused`), and nothing of it merges.
     """
+    with held_open(hub):
+        return _conform(hub, raw, targets, flatten, batch_size, run_id)
+
+
+def _conform(
+    hub: HubResource,
+    raw: TableSpec,
+    targets: Sequence[TableSpec],
+    flatten: Flatten,
+    batch_size: int,
+    run_id: str | None,
+) -> Load:
     sync_key = f"conform:{raw.name}"
     state = hub.sync_state(sync_key)
     after = int(state.cursor) if state and state.cursor else 0
@@ -268,7 +287,8 @@ def conformed_assets(
 
     @dg.multi_asset(name=name, specs=specs, check_specs=batch_check_specs(targets), pool=HUB_POOL)
     def conformed(context: dg.AssetExecutionContext, hub: HubResource):
-        yield from conform_and_check(hub, raw, targets, naming_bad_records(system, flatten), context.run_id)
+        with held_open(hub):
+            yield from conform_and_check(hub, raw, targets, naming_bad_records(system, flatten), context.run_id)
 
     return conformed
 
@@ -321,9 +341,11 @@ def conformed_results(
 def materialization(hub: HubResource, spec: TableSpec, load: Load, **extra: Any) -> dg.MaterializeResult:
     """What every hub asset reports: row count, column schema, a preview and what the load did."""
     result = load.results.get(spec.name)
-    preview = hub.read_frame(f"SELECT * FROM {quoted(spec.name)} LIMIT 5")
+    with held_open(hub):
+        preview = hub.read_frame(f"SELECT * FROM {quoted(spec.name)} LIMIT 5")
+        row_count = hub.row_count(spec)
     metadata: dict[str, Any] = {
-        "dagster/row_count": hub.row_count(spec),
+        "dagster/row_count": row_count,
         "dagster/column_schema": column_schema(spec),
         "dagster/table_name": spec.name,
         "preview": table_preview(preview),

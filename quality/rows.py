@@ -31,8 +31,9 @@ from resources.hub import Load, TableSpec
 
 THRESHOLD_CHECK = "bad_rows_within_threshold"
 
-# Rows validated at once: GX costs ~0.1 s per validation plus a little per row, so frames are large.
-VALIDATE_ROWS = 100_000
+# Rows validated at once: GX costs ~0.1 s per validation plus a little per row, so frames are large;
+# but each buffered frame (and GX's copies of it) is memory, per table of a load, so not too large.
+VALIDATE_ROWS = 50_000
 
 # The suites of the tables loaders conform from a source: their row rules gate every batch.
 ROW_SUITES: dict[str, DatasetSuite] = {

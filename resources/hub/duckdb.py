@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,8 +28,15 @@ SQL_TYPES = {
     "timestamp": "TIMESTAMPTZ",
 }
 
-# Staged rows are buffered in Arrow and inserted into the temp table once this many bytes wait.
-STAGE_FLUSH_BYTES = 32 * 1024 * 1024
+# DuckDB's memory_limit for the hub (HUB_DUCKDB_MEMORY_LIMIT overrides it). Beyond it DuckDB spills to
+# `<hub file>.tmp/`: a load's stage holds the whole source until it merges (700,000 inventory documents
+# at 50,000 products), so with DuckDB's default (80% of RAM) a process's memory grows with the catalog.
+DEFAULT_MEMORY_LIMIT = "256MB"
+MEMORY_LIMIT_SETTING = "HUB_DUCKDB_MEMORY_LIMIT"
+
+# Staged rows are buffered in Arrow and inserted into the temp table once this many bytes wait: large
+# enough for few inserts, small enough that the buffers of a load's several stages stay small.
+STAGE_FLUSH_BYTES = 8 * 1024 * 1024
 
 OPS_DDL = (
     "CREATE SEQUENCE IF NOT EXISTS ops.batch_ids START 1",
@@ -45,15 +54,53 @@ class DuckDBHub(Hub):
         self.path = Path(path)
         self.url_for_humans = f"duckdb:///{path}"
         self._ready: set[str] = set()
+        self._held: duckdb.DuckDBPyConnection | None = None  # keeps the file open during a `session`
+        self._sessions = 0
+        self._lock = threading.Lock()
 
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _open(self) -> duckdb.DuckDBPyConnection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(str(self.path))
         except (OSError, duckdb.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
             raise HubError(f"cannot open the DuckDB hub at {self.path} (HUB_URL): {reason}") from None
+        limit = os.environ.get(MEMORY_LIMIT_SETTING) or DEFAULT_MEMORY_LIMIT
+        try:
+            con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+        except duckdb.Error as exc:
+            con.close()
+            reason = str(exc).splitlines()[0]
+            setting = f"{MEMORY_LIMIT_SETTING}={limit!r}"
+            raise HubError(f"{setting} is not a DuckDB memory limit such as 512MB: {reason}") from None
+        return con
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep the file open until the outermost session ends: connections inside it are cheap cursors.
+
+        Opening the file reads its catalog and metadata, which takes longer as the hub grows (15 ms at
+        1,000 products, 30 ms at 50,000, more under load); a step that opens it a hundred times pays that
+        a hundred times. Outside a session each connection opens and closes the file, so other
+        processes can take it between two statements, as before.
+        """
+        with self._lock:
+            if self._held is None:
+                self._held = self._open()
+            self._sessions += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sessions -= 1
+                if self._sessions == 0:
+                    held, self._held = self._held, None
+                    held.close()
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            con = self._held.cursor() if self._held is not None else self._open()
         try:
             con.execute("SET TimeZone = 'UTC'")
             yield con
@@ -185,10 +232,12 @@ class _DuckDBStage(Stage):
         return MergeResult(spec.name, self.rows, self._upsert(batch_id, loaded_at))
 
     def _upsert(self, batch_id: int, loaded_at: datetime) -> int:
-        """Set-based upsert: one row per key from the stage, update what changed, insert what is new.
+        """Set-based upsert: one row per key from the stage; changed rows deleted, then changed and new inserted.
 
-        An update join and an anti-join insert are several times faster in DuckDB than
-        `INSERT ... ON CONFLICT`, and cost next to nothing when nothing changed.
+        Joins are several times faster in DuckDB than `INSERT ... ON CONFLICT` and cost next to nothing
+        when nothing changed. Changed rows are replaced rather than updated in place: the checkpoint
+        after an `UPDATE` rewrites every updated column of the touched row groups (1.6 s for 100 new
+        documents in a 50,000-row raw table), after a delete and an append only the new rows.
         """
         spec, target, stage = self.spec, quoted(self.spec.name), f'"{self.name}"'
         keys = ", ".join(f'"{c}"' for c in spec.primary_key)
@@ -199,21 +248,15 @@ class _DuckDBStage(Stage):
                 ) WHERE copy > 1)"""
         ).fetchall()
         same_key = " AND ".join(f'{target}."{c}" = s."{c}"' for c in spec.primary_key)
-        changed = 0
         if spec.merge != "append":
-            updates = ", ".join(f'"{c}" = s."{c}"' for c in spec.column_names if c not in spec.primary_key)
             if spec.version_column:
                 changed_when = f's."{spec.version_column}" > {target}."{spec.version_column}"'
             else:
                 changed_when = " OR ".join(f's."{c}" IS DISTINCT FROM {target}."{c}"' for c in spec.compared_columns)
-            changed += self.con.execute(
-                f"""UPDATE {target} SET {updates}, "_batch_id" = ?, "_loaded_at" = ?
-                    FROM {stage} AS s WHERE {same_key} AND ({changed_when})""",
-                [batch_id, loaded_at],
-            ).fetchone()[0]
+            self.con.execute(f"DELETE FROM {target} USING {stage} AS s WHERE {same_key} AND ({changed_when})")
         columns = ", ".join(f'"{c}"' for c, _ in spec.all_columns)
         select = ", ".join(f's."{c}"' for c in spec.column_names)
-        changed += self.con.execute(
+        changed = self.con.execute(
             f"""INSERT INTO {target} ({columns}) SELECT {select}, ?, ? FROM {stage} AS s
                 WHERE NOT EXISTS (SELECT 1 FROM {target} WHERE {same_key})""",
             [batch_id, loaded_at],

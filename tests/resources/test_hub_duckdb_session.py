@@ -1,0 +1,59 @@
+"""The DuckDB hub's session (one open of the file for many statements) and its memory limit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resources.hub import HubError
+from resources.hub.duckdb import MEMORY_LIMIT_SETTING, DuckDBHub
+
+TRY_OPEN = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.Error:\n    sys.exit(3)"
+
+
+def other_process_opens(path: Path) -> bool:
+    """Whether a second process can open the file (DuckDB lets one process hold it)."""
+    return subprocess.run([sys.executable, "-c", TRY_OPEN, str(path)], check=False).returncode == 0
+
+
+def memory_limit(hub: DuckDBHub) -> str:
+    with hub.connect() as con:
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_a_session_holds_the_file_until_the_outermost_one_ends(tmp_path: Path):
+    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
+    hub.ensure_schemas()
+    assert other_process_opens(hub.path)  # between statements the file is free
+    with hub.session():
+        with hub.session(), hub.connect() as con:
+            con.execute("CREATE TABLE core.t AS SELECT 1 AS x")
+        assert not other_process_opens(hub.path)  # still held by the outer session
+        with hub.connect() as con:
+            assert con.execute("SELECT x FROM core.t").fetchone() == (1,)
+    assert other_process_opens(hub.path)
+
+
+def test_connections_in_a_session_are_separate(tmp_path: Path):
+    """Each connection has its own transaction and temp tables, as outside a session."""
+    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
+    with hub.session(), hub.connect() as first, hub.connect() as second:
+        first.execute("CREATE TEMP TABLE mine AS SELECT 1 AS x")
+        assert second.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'mine'").fetchone() == (0,)
+
+
+def test_the_memory_limit_defaults_and_follows_its_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
+    monkeypatch.delenv(MEMORY_LIMIT_SETTING, raising=False)
+    assert memory_limit(hub) == "244.1 MiB"  # 256MB: DuckDB counts MB in 1000s and shows MiB
+    monkeypatch.setenv(MEMORY_LIMIT_SETTING, "1GB")
+    assert memory_limit(hub) == "953.6 MiB"
+
+
+def test_a_bad_memory_limit_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(MEMORY_LIMIT_SETTING, "lots")
+    with pytest.raises(HubError, match=f"{MEMORY_LIMIT_SETTING}='lots' is not a DuckDB memory limit"):
+        memory_limit(DuckDBHub(str(tmp_path / "hub.duckdb")))
