@@ -241,7 +241,8 @@ class _DuckDBStage(Stage):
         """
         spec, target, stage = self.spec, quoted(self.spec.name), f'"{self.name}"'
         keys = ", ".join(f'"{c}"' for c in spec.primary_key)
-        order = f'"{spec.version_column}" DESC' if spec.version_column else "1"
+        # Newest version wins; of equal versions the first staged (as on Postgres).
+        order = f'"{spec.version_column}" DESC, rowid' if spec.version_column else "rowid"
         self.con.execute(
             f"""DELETE FROM {stage} WHERE rowid IN (SELECT rowid FROM (
                     SELECT rowid, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS copy FROM {stage}
