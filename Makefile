@@ -7,7 +7,7 @@ SIM_PORT ?= 8900
 UI_PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo ui test lint format clean report bench reliability
+.PHONY: install demo ui test test-slow lint format clean report bench reliability
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,10 +54,15 @@ BENCH_REPEAT ?= 3
 bench: install
 	$(PY) -m benchmarks --products $(BENCH_PRODUCTS) --repeat $(BENCH_REPEAT)
 
-## test: install what is missing, lint, run the whole suite
+## test: install what is missing, lint, run the test suite but the tests marked slow (about 9 minutes)
 test: install
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
+
+## test-slow: only the long end-to-end tests (whole-graph syncs on both backends, SIGKILL loops,
+## seeded fault mixes, the image build); .ci/run runs them after `make test`
+test-slow: install
+	$(PY) -m pytest -n $(TEST_WORKERS) -m slow
 
 ## reliability: only the fault-injection and bad-input tests (tests/reliability), ending with the fault x guarantee matrix
 reliability: install

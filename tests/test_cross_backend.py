@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from dagster_project.definitions import defs
 from pipelines.jobs import analytics_daily_job, full_sync_job
@@ -81,6 +82,7 @@ def full_sync(hub: HubResource, simulator: Simulator, landing: Path) -> None:
             assert analytics.execute_in_process(instance=instance, partition_key=day).success
 
 
+@pytest.mark.slow
 def test_duckdb_and_postgres_hold_the_same_core_and_serving(simulator: Simulator, hub: HubResource, tmp_path):
     with postgres_hub() as postgres:
         full_sync(hub, simulator, tmp_path / "duckdb")

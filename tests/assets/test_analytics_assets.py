@@ -401,6 +401,7 @@ def cli(simulator: Simulator, hub: HubResource, tmp_path: Path) -> Iterator:
     yield materialize
 
 
+@pytest.mark.slow
 def test_a_backfill_of_a_date_range_from_the_cli(cli, simulator: Simulator, hub: HubResource):
     done = cli("--partition-range", f"{days_ago(3)}...{days_ago(1)}")
     assert done.returncode == 0, done.stderr[-3000:]

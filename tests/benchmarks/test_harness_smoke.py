@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = {
     "full_sync", "raw_limit", "incremental", "cdc_latency", "peak_rss", "postgres", "validation", "simulator_serving",
@@ -27,7 +25,6 @@ TARGETS = {
 }
 
 
-@pytest.mark.slow
 def test_a_tiny_run_reports_every_scenario_and_target(tmp_path: Path):
     output = tmp_path / "latest.json"
     env = dict(os.environ)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from assets.aggregation import PRODUCT_EXPERIENCE
 from assets.analytics import analytics_assets
@@ -61,6 +62,7 @@ def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None):
     return commerce_messages_sensor(context), context.cursor
 
 
+@pytest.mark.slow
 def test_changes_recompute_only_their_rows_and_equal_a_whole_rebuild(
     simulator: Simulator, each_hub: HubResource, tmp_path: Path
 ) -> None:

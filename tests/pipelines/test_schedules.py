@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
 from dagster_project.definitions import defs
 from pipelines.jobs import full_sync_job, incremental_sync_job
@@ -30,6 +31,7 @@ def test_the_incremental_sync_runs_every_quarter_hour():
     assert incremental_sync_every_15_minutes.job_name == "incremental_sync_job"
 
 
+@pytest.mark.slow
 def test_the_incremental_job_lands_only_what_changed(simulator: Simulator, each_hub: HubResource, tmp_path):
     """The whole graph but analytics (sources, then serving) in full, then incremental, on each backend."""
     hub = each_hub
