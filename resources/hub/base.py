@@ -141,6 +141,18 @@ SYNC_STATE_UPSERT = """INSERT INTO ops.sync_state (sync_key, watermark, cursor, 
       batch_id = excluded.batch_id, updated_at = excluded.updated_at"""
 
 
+def add_missing_columns(con: Any, spec: TableSpec, sql_types: dict[str, str], param: str) -> None:
+    """Give a table made before a column was declared that column, empty (`param`: the driver's placeholder)."""
+    present = con.execute(
+        f"SELECT column_name FROM information_schema.columns WHERE table_schema = {param} AND table_name = {param}",
+        [spec.schema, spec.table],
+    ).fetchall()
+    names = {name for (name,) in present}
+    for column, kind in spec.all_columns:
+        if column not in names:
+            con.execute(f'ALTER TABLE {quoted(spec.name)} ADD COLUMN "{column}" {sql_types[kind]}')
+
+
 def quoted(name: str) -> str:
     """`schema.table` as a quoted SQL name; the parts are validated identifiers."""
     return ".".join(f'"{part}"' for part in name.split("."))

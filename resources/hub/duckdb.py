@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from resources.hub.base import SYNC_STATE_UPSERT, Hub, HubError, Load, MergeResult, Stage, quoted
+from resources.hub.base import SYNC_STATE_UPSERT, Hub, HubError, Load, MergeResult, Stage, add_missing_columns, quoted
 from resources.hub.tables import SCHEMAS, TableSpec, check_identifier
 
 SQL_TYPES = {
@@ -122,13 +122,7 @@ class DuckDBHub(Hub):
             return
         with self.connect() as con:
             con.execute(_create_table_sql(spec))
-            present = con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-                [spec.schema, spec.table],
-            ).fetchall()
-            for column, kind in spec.all_columns:  # a table made before a column was declared gains it, empty
-                if column not in {name for (name,) in present}:
-                    con.execute(f'ALTER TABLE {quoted(spec.name)} ADD COLUMN "{column}" {SQL_TYPES[kind]}')
+            add_missing_columns(con, spec, SQL_TYPES, "?")
         self._ready.add(spec.name)
 
     @contextmanager

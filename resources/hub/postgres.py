@@ -17,7 +17,7 @@ import sqlalchemy.engine
 from psycopg import sql as pgsql
 from psycopg.types.json import set_json_loads
 
-from resources.hub.base import SYNC_STATE_UPSERT, Hub, HubError, Load, MergeResult, Stage, quoted
+from resources.hub.base import SYNC_STATE_UPSERT, Hub, HubError, Load, MergeResult, Stage, add_missing_columns, quoted
 from resources.hub.tables import SCHEMAS, TableSpec, check_identifier
 
 SQL_TYPES = {
@@ -122,13 +122,7 @@ class PostgresHub(Hub):
             options = con.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [quoted(spec.name)])
             if storage and not any(o.startswith("fillfactor=") for o in options.fetchone()[0] or ()):
                 con.execute(f"ALTER TABLE {quoted(spec.name)} SET (fillfactor = {UPSERT_FILLFACTOR})")  # new pages
-            present = con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-                [spec.schema, spec.table],
-            ).fetchall()
-            for column, kind in spec.all_columns:  # a table made before a column was declared gains it, empty
-                if column not in {name for (name,) in present}:
-                    con.execute(f'ALTER TABLE {quoted(spec.name)} ADD COLUMN "{column}" {SQL_TYPES[kind]}')
+            add_missing_columns(con, spec, SQL_TYPES, "%s")
         self._ready.add(spec.name)
 
     @contextmanager
