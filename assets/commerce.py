@@ -10,7 +10,17 @@ import orjson
 import pandas as pd
 from pydantic import Field
 
-from assets.landing import asset_key, conformed_assets, empty_columns, json_text, land_pages, materialization, raw_table
+from assets.landing import (
+    JSON,
+    TEXT,
+    SqlFlatten,
+    asset_key,
+    conformed_assets,
+    json_fields,
+    land_pages,
+    materialization,
+    raw_table,
+)
 from resources.commerce import CommerceToolsResource, format_timestamp
 from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
 
@@ -157,127 +167,148 @@ class CommerceExtractConfig(dg.Config):
     )
 
 
-def _reference_id(value: dict[str, Any] | None) -> str | None:
-    return value.get("id") if value else None
+# What the flatten reads of each document. Scalars are read as text and cast in the SELECT, so a
+# value of the wrong type fails the batch, naming the record, instead of turning null.
+_PRICE = {
+    "id": TEXT,
+    "value": {"currencyCode": TEXT, "centAmount": TEXT, "fractionDigits": TEXT},
+    "country": TEXT,
+    "channel": {"id": TEXT},
+    "validFrom": TEXT,
+    "validUntil": TEXT,
+}
+_VARIANT = {"id": TEXT, "sku": TEXT, "key": TEXT, "attributes": JSON, "images": [{"url": TEXT}], "prices": [_PRICE]}
+_PRODUCT = {
+    "id": TEXT,
+    "version": TEXT,
+    "key": TEXT,
+    "productType": {"id": TEXT},
+    "name": JSON,
+    "slug": JSON,
+    "description": JSON,
+    "categories": [{"id": TEXT}],
+    "masterVariant": _VARIANT,
+    "variants": [_VARIANT],
+    "published": TEXT,
+    "createdAt": TEXT,
+    "lastModifiedAt": TEXT,
+    DELETED_AT: TEXT,
+}
 
 
-def _attributes(variant: dict[str, Any]) -> dict[str, Any]:
-    return {a["name"]: a.get("value") for a in variant.get("attributes") or []}
+def _attribute(attributes: str, name: str) -> str:
+    """The value, as text, of the named attribute in a variant's attribute list (the last, if repeated)."""
+    pairs = f"CAST({attributes} AS STRUCT(name VARCHAR, value JSON)[])"
+    return f"list_filter({pairs}, lambda a: a.name = '{name}')[-1].value ->> '$'"
 
 
-def flatten_products(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    """Product projections into products, one row per variant, and one row per price."""
-    products, variants, prices = empty_columns(PRODUCTS), empty_columns(PRODUCT_VARIANTS), empty_columns(PRICES)
-    for doc in documents:
-        all_variants = [doc["masterVariant"], *(doc.get("variants") or [])]
-        master_attributes = _attributes(doc["masterVariant"])
-        for name, value in (
-            ("product_id", doc["id"]),
-            ("version", doc["version"]),
-            ("product_key", doc.get("key")),
-            ("product_type_id", _reference_id(doc.get("productType"))),
-            ("name", json_text(doc.get("name"))),
-            ("slug", json_text(doc.get("slug"))),
-            ("description", json_text(doc.get("description"))),
-            ("brand", master_attributes.get("brand")),
-            ("category_ids", json_text([c["id"] for c in doc.get("categories") or []])),
-            ("variant_count", len(all_variants)),
-            ("published", doc.get("published")),
-            ("created_at", doc.get("createdAt")),
-            ("last_modified_at", doc.get("lastModifiedAt")),
-            ("deleted_at", doc.get(DELETED_AT)),
-        ):
-            products[name].append(value)
-        for variant in all_variants:
-            attributes = _attributes(variant)
-            images = variant.get("images") or [{}]
-            for name, value in (
-                ("product_id", doc["id"]),
-                ("variant_id", variant["id"]),
-                ("sku", variant.get("sku")),
-                ("variant_key", variant.get("key")),
-                ("is_master", variant is doc["masterVariant"]),
-                ("shade", attributes.get("shade")),
-                ("attributes", json_text(variant.get("attributes") or [])),
-                ("image_url", images[0].get("url")),
-                ("product_version", doc["version"]),
-            ):
-                variants[name].append(value)
-            for price in variant.get("prices") or []:
-                money = price["value"]
-                for name, value in (
-                    ("price_id", price["id"]),
-                    ("product_id", doc["id"]),
-                    ("variant_id", variant["id"]),
-                    ("sku", variant.get("sku")),
-                    ("currency", money["currencyCode"]),
-                    ("cent_amount", money["centAmount"]),
-                    ("fraction_digits", money.get("fractionDigits")),
-                    ("country", price.get("country")),
-                    ("channel_id", _reference_id(price.get("channel"))),
-                    ("valid_from", price.get("validFrom")),
-                    ("valid_until", price.get("validUntil")),
-                ):
-                    prices[name].append(value)
-    return {PRODUCTS.name: products, PRODUCT_VARIANTS.name: variants, PRICES.name: prices}
+_TIMES = "CAST(p.createdAt AS TIMESTAMPTZ) AS created_at, CAST(p.lastModifiedAt AS TIMESTAMPTZ) AS last_modified_at"
 
+flatten_products = SqlFlatten(
+    prepare=(
+        f"CREATE TEMP TABLE products AS SELECT row_number() OVER () AS n, {json_fields(_PRODUCT)} AS p FROM documents",
+        """CREATE TEMP TABLE variants AS
+            SELECT n, position, p.id AS product_id, CAST(p.version AS BIGINT) AS product_version,
+                variants[position] AS v
+            FROM (SELECT n, p, list_prepend(p.masterVariant, coalesce(p.variants, [])) AS variants FROM products),
+                 generate_series(1, len(variants)) AS positions(position)""",
+    ),
+    tables={
+        PRODUCTS.name: f"""
+            SELECT p.id AS product_id, CAST(p.version AS BIGINT) AS version, p.key AS product_key,
+                p.productType.id AS product_type_id, p.name AS name, p.slug AS slug, p.description AS description,
+                {_attribute("p.masterVariant.attributes", "brand")} AS brand,
+                to_json(list_transform(coalesce(p.categories, []), lambda c: c.id)) AS category_ids,
+                1 + len(coalesce(p.variants, [])) AS variant_count, CAST(p.published AS BOOLEAN) AS published,
+                {_TIMES}, CAST(p.{DELETED_AT} AS TIMESTAMPTZ) AS deleted_at
+            FROM products ORDER BY n""",
+        PRODUCT_VARIANTS.name: f"""
+            SELECT product_id, CAST(v.id AS INTEGER) AS variant_id, v.sku AS sku, v.key AS variant_key,
+                position = 1 AS is_master, {_attribute("v.attributes", "shade")} AS shade,
+                coalesce(v.attributes, '[]') AS attributes, v.images[1].url AS image_url, product_version
+            FROM variants ORDER BY n, position""",
+        PRICES.name: """
+            SELECT price.id AS price_id, product_id, CAST(v.id AS INTEGER) AS variant_id, v.sku AS sku,
+                price.value.currencyCode AS currency, CAST(price.value.centAmount AS BIGINT) AS cent_amount,
+                CAST(price.value.fractionDigits AS INTEGER) AS fraction_digits, price.country AS country,
+                price.channel.id AS channel_id, CAST(price.validFrom AS TIMESTAMPTZ) AS valid_from,
+                CAST(price.validUntil AS TIMESTAMPTZ) AS valid_until
+            FROM (SELECT n, position, k, product_id, v, v.prices[k] AS price
+                  FROM variants, generate_series(1, len(coalesce(v.prices, []))) AS prices(k))
+            ORDER BY n, position, k""",
+    },
+)
 
-def flatten_inventory(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    rows = empty_columns(INVENTORY_ENTRIES)
-    for doc in documents:
-        for name, value in (
-            ("inventory_entry_id", doc["id"]),
-            ("version", doc["version"]),
-            ("sku", doc.get("sku")),
-            ("supply_channel_id", _reference_id(doc.get("supplyChannel"))),
-            ("quantity_on_stock", doc.get("quantityOnStock")),
-            ("available_quantity", doc.get("availableQuantity")),
-            ("restockable_in_days", doc.get("restockableInDays")),
-            ("expected_delivery_at", doc.get("expectedDelivery")),
-            ("created_at", doc.get("createdAt")),
-            ("last_modified_at", doc.get("lastModifiedAt")),
-            ("deleted_at", doc.get(DELETED_AT)),
-        ):
-            rows[name].append(value)
-    return {INVENTORY_ENTRIES.name: rows}
+_INVENTORY_ENTRY = {
+    "id": TEXT,
+    "version": TEXT,
+    "sku": TEXT,
+    "supplyChannel": {"id": TEXT},
+    "quantityOnStock": TEXT,
+    "availableQuantity": TEXT,
+    "restockableInDays": TEXT,
+    "expectedDelivery": TEXT,
+    "createdAt": TEXT,
+    "lastModifiedAt": TEXT,
+    DELETED_AT: TEXT,
+}
+flatten_inventory = SqlFlatten(
+    prepare=(),
+    tables={
+        INVENTORY_ENTRIES.name: f"""
+            SELECT p.id AS inventory_entry_id, CAST(p.version AS BIGINT) AS version, p.sku AS sku,
+                p.supplyChannel.id AS supply_channel_id, CAST(p.quantityOnStock AS BIGINT) AS quantity_on_stock,
+                CAST(p.availableQuantity AS BIGINT) AS available_quantity,
+                CAST(p.restockableInDays AS INTEGER) AS restockable_in_days,
+                CAST(p.expectedDelivery AS TIMESTAMPTZ) AS expected_delivery_at,
+                {_TIMES}, CAST(p.{DELETED_AT} AS TIMESTAMPTZ) AS deleted_at
+            FROM (SELECT {json_fields(_INVENTORY_ENTRY)} AS p FROM documents)"""
+    },
+)
 
+_CHANNEL = {
+    "id": TEXT,
+    "version": TEXT,
+    "key": TEXT,
+    "roles": JSON,
+    "name": JSON,
+    "address": {"country": TEXT},
+    "geoLocation": {"coordinates": [TEXT]},
+    "createdAt": TEXT,
+    "lastModifiedAt": TEXT,
+}
+flatten_channels = SqlFlatten(
+    prepare=(),
+    tables={
+        CHANNELS.name: f"""
+            SELECT p.id AS channel_id, CAST(p.version AS BIGINT) AS version, p.key AS channel_key,
+                coalesce(p.roles, '[]') AS roles, p.name AS name, p.address.country AS country,
+                CAST(p.geoLocation.coordinates[2] AS DOUBLE) AS latitude,
+                CAST(p.geoLocation.coordinates[1] AS DOUBLE) AS longitude, {_TIMES}
+            FROM (SELECT {json_fields(_CHANNEL)} AS p FROM documents)"""
+    },
+)
 
-def flatten_channels(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    rows = empty_columns(CHANNELS)
-    for doc in documents:
-        longitude, latitude = ((doc.get("geoLocation") or {}).get("coordinates") or [None, None])[:2]
-        for name, value in (
-            ("channel_id", doc["id"]),
-            ("version", doc["version"]),
-            ("channel_key", doc.get("key")),
-            ("roles", json_text(doc.get("roles") or [])),
-            ("name", json_text(doc.get("name"))),
-            ("country", (doc.get("address") or {}).get("country")),
-            ("latitude", latitude),
-            ("longitude", longitude),
-            ("created_at", doc.get("createdAt")),
-            ("last_modified_at", doc.get("lastModifiedAt")),
-        ):
-            rows[name].append(value)
-    return {CHANNELS.name: rows}
-
-
-def flatten_categories(documents: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
-    rows = empty_columns(CATEGORIES)
-    for doc in documents:
-        for name, value in (
-            ("category_id", doc["id"]),
-            ("version", doc["version"]),
-            ("category_key", doc.get("key")),
-            ("name", json_text(doc.get("name"))),
-            ("slug", json_text(doc.get("slug"))),
-            ("parent_id", _reference_id(doc.get("parent"))),
-            ("order_hint", doc.get("orderHint")),
-            ("created_at", doc.get("createdAt")),
-            ("last_modified_at", doc.get("lastModifiedAt")),
-        ):
-            rows[name].append(value)
-    return {CATEGORIES.name: rows}
+_CATEGORY = {
+    "id": TEXT,
+    "version": TEXT,
+    "key": TEXT,
+    "name": JSON,
+    "slug": JSON,
+    "parent": {"id": TEXT},
+    "orderHint": TEXT,
+    "createdAt": TEXT,
+    "lastModifiedAt": TEXT,
+}
+flatten_categories = SqlFlatten(
+    prepare=(),
+    tables={
+        CATEGORIES.name: f"""
+            SELECT p.id AS category_id, CAST(p.version AS BIGINT) AS version, p.key AS category_key,
+                p.name AS name, p.slug AS slug, p.parent.id AS parent_id, p.orderHint AS order_hint, {_TIMES}
+            FROM (SELECT {json_fields(_CATEGORY)} AS p FROM documents)"""
+    },
+)
 
 
 def _raw_documents(spec: TableSpec, documents: Sequence[dict[str, Any]], source: str) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from assets.commerce import (
     INVENTORY_ENTRIES,
@@ -29,6 +30,7 @@ from assets.commerce import (
     raw_commerce_inventory_entries,
     raw_commerce_product_projections,
 )
+from assets.landing import Flatten, flattened_rows
 from assets.payments import (
     PAYMENTS,
     RAW_CHARGES,
@@ -96,7 +98,7 @@ class Dataset:
     core: tuple[tuple[TableSpec, str], ...]
     system: str
     read: Callable[[dict], Iterable[list[dict]]]
-    flatten: Callable[[list[dict]], dict[str, dict[str, list]]]
+    flatten: Flatten
 
 
 DATASETS = (
@@ -287,14 +289,15 @@ def truth(simulator: Simulator) -> Truth:
     for dataset in DATASETS:
         docs = {d["id"]: orjson.loads(orjson.dumps(d)) for page in dataset.read(clients) for d in page}
         documents[dataset.raw.name] = docs
-        for spec, _ in dataset.core:
-            core[spec.name] = _arrow_rows(spec, dataset.flatten(list(docs.values()))[spec.name])
+        batch = pa.table({"id": list(docs), "document": [orjson.dumps(d).decode() for d in docs.values()]})
+        targets = [spec for spec, _ in dataset.core]
+        for name, table in flattened_rows(dataset.flatten, batch, dataset.raw, targets).items():
+            core[name] = _arrow_rows(table)
     return Truth(documents, core)
 
 
-def _arrow_rows(spec: TableSpec, columns: dict[str, list]) -> list[tuple]:
-    table = spec.to_arrow(columns)
-    names = [c for c, _ in spec.all_columns if not c.startswith("_") and c in table.column_names]
+def _arrow_rows(table: pa.Table) -> list[tuple]:
+    names = [c for c in table.column_names if not c.startswith("_")]
     records = [tuple(_canonical(row[c]) for c in names) for row in table.to_pylist()]
     return sorted(records, key=_sort_key)
 
