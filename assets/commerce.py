@@ -208,10 +208,9 @@ flatten_products = SqlFlatten(
     prepare=(
         f"CREATE TEMP TABLE products AS SELECT row_number() OVER () AS n, {json_fields(_PRODUCT)} AS p FROM documents",
         """CREATE TEMP TABLE variants AS
-            SELECT n, position, p.id AS product_id, CAST(p.version AS BIGINT) AS product_version,
-                variants[position] AS v
-            FROM (SELECT n, p, list_prepend(p.masterVariant, coalesce(p.variants, [])) AS variants FROM products),
-                 generate_series(1, len(variants)) AS positions(position)""",
+            SELECT n, p.id AS product_id, CAST(p.version AS BIGINT) AS product_version,
+                unnest(variants) AS v, generate_subscripts(variants, 1) AS position
+            FROM (SELECT n, p, list_prepend(p.masterVariant, coalesce(p.variants, [])) AS variants FROM products)""",
     ),
     tables={
         PRODUCTS.name: f"""
@@ -233,8 +232,8 @@ flatten_products = SqlFlatten(
                 CAST(price.value.fractionDigits AS INTEGER) AS fraction_digits, price.country AS country,
                 price.channel.id AS channel_id, CAST(price.validFrom AS TIMESTAMPTZ) AS valid_from,
                 CAST(price.validUntil AS TIMESTAMPTZ) AS valid_until
-            FROM (SELECT n, position, k, product_id, v, v.prices[k] AS price
-                  FROM variants, generate_series(1, len(coalesce(v.prices, []))) AS prices(k))
+            FROM (SELECT n, position, product_id, v, unnest(v.prices) AS price, generate_subscripts(v.prices, 1) AS k
+                  FROM variants)
             ORDER BY n, position, k""",
     },
 )
