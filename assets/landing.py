@@ -99,6 +99,8 @@ RAW_COLUMNS = (
     ("_source", "text"),
 )
 PROGRESS_EVERY_PAGES = 50
+#: pages are typed and staged this many records at a time: pyarrow's per-call cost is paid per chunk, not per page
+LAND_CHUNK_RECORDS = 5_000
 #: what a record that cannot be identified or typed raises while its raw row is built
 LANDING_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, pa.ArrowException)
 #: a source document larger than this is quarantined (cut to its first KEPT_BYTES) instead of landing
@@ -175,30 +177,56 @@ def land_pages(
     started_at = datetime.now(UTC)
     clock, records = time.monotonic(), 0
     with held_open(hub), hub.load(spec.name) as load:
-        stage = load.stage(spec)
+        load.stage(spec)  # an empty export still creates the table and commits the sync state
+        chunk: list[dict[str, Any]] = []
+        extracted_at: list[datetime] = []
         for number, page in enumerate(pages, start=1):
-            extracted_at = datetime.now(UTC)
-            table, bad = _landable(spec, shape, page, source, extracted_at)
-            stage.append(table)
-            if bad:
-                context.log.warning(f"{spec.name}: {len(bad)} record(s) of {source} quarantined: {bad[0].reason}")
-                load.stage(QUARANTINE).append(quarantine_rows(spec.name, source, None, bad))
+            chunk += page
+            extracted_at += [datetime.now(UTC)] * len(page)
             records += len(page)
-            newest = pa.compute.max(table["last_modified_at"]).as_py()
-            if newest is not None:
-                load.advance(watermark=min(newest, started_at))
+            if len(chunk) >= LAND_CHUNK_RECORDS:
+                _stage_records(context, load, spec, shape, chunk, source, extracted_at, started_at)
+                chunk, extracted_at = [], []
             if number % PROGRESS_EVERY_PAGES == 0:
                 rate = records / max(time.monotonic() - clock, 1e-9)
                 context.log.info(f"{spec.name}: {records:,} records staged from {number} pages ({rate:,.0f}/s)")
+        _stage_records(context, load, spec, shape, chunk, source, extracted_at, started_at)
         if cursor is not None:
             load.advance(cursor=cursor())
     return load
 
 
+def _stage_records(
+    context: dg.AssetExecutionContext,
+    load: Load,
+    spec: TableSpec,
+    shape: RecordShape,
+    records: Sequence[dict[str, Any]],
+    source: str,
+    extracted_at: Sequence[datetime],
+    started_at: datetime,
+) -> None:
+    """Stage the raw rows of `records`, quarantine those that cannot land, and move the watermark."""
+    if not records:
+        return
+    table, bad = _landable(spec, shape, records, source, extracted_at)
+    load.stage(spec).append(table)
+    if bad:
+        context.log.warning(f"{spec.name}: {len(bad)} record(s) of {source} quarantined: {bad[0].reason}")
+        load.stage(QUARANTINE).append(quarantine_rows(spec.name, source, None, bad))
+    newest = pa.compute.max(table["last_modified_at"]).as_py()
+    if newest is not None:
+        load.advance(watermark=min(newest, started_at))
+
+
 def _raw_rows(
-    spec: TableSpec, shape: RecordShape, page: Sequence[dict[str, Any]], source: str, extracted_at: datetime
+    spec: TableSpec,
+    shape: RecordShape,
+    page: Sequence[dict[str, Any]],
+    source: str,
+    extracted_at: Sequence[datetime],
 ) -> pa.Table:
-    """The raw rows of `page`; raises when a record cannot be identified or typed."""
+    """The raw rows of `page`, each extracted at its `extracted_at`; raises on a record it cannot identify or type."""
     ids = [shape.id(r) for r in page]
     versions = [shape.version(r) for r in page] if shape.version else [None] * len(page)
     for record_id, version in zip(ids, versions, strict=True):
@@ -216,32 +244,37 @@ def _raw_rows(
             "version": versions,
             "last_modified_at": [shape.modified_at(r) for r in page],
             "document": documents,
-            "_extracted_at": [extracted_at] * len(page),
+            "_extracted_at": extracted_at,
             "_source": [source] * len(page),
         }
     )
 
 
 def _landable(
-    spec: TableSpec, shape: RecordShape, page: Sequence[dict[str, Any]], source: str, extracted_at: datetime
+    spec: TableSpec,
+    shape: RecordShape,
+    page: Sequence[dict[str, Any]],
+    source: str,
+    extracted_at: Sequence[datetime],
 ) -> tuple[pa.Table, list[Quarantined]]:
     """The raw rows of the records of `page` that can land, and the others for quarantine with a reason."""
     try:
         return _raw_rows(spec, shape, page, source, extracted_at), []
     except LANDING_ERRORS:
         pass
-    good, bad = [], []
-    for record in page:
+    good, good_at, bad = [], [], []
+    for record, at in zip(page, extracted_at, strict=True):
         try:
-            _raw_rows(spec, shape, [record], source, extracted_at)
+            _raw_rows(spec, shape, [record], source, [at])
             good.append(record)
+            good_at.append(at)
         except LANDING_ERRORS as exc:
             reason = f"cannot land in {spec.name}: {_reason(exc)}"
             kept = _keepable(record)
             key = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else None
             key = key or hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest()
             bad.append(Quarantined(None, reason, kept, key=key))
-    return _raw_rows(spec, shape, good, source, extracted_at), bad
+    return _raw_rows(spec, shape, good, source, good_at), bad
 
 
 def _keepable(record: Any) -> dict[str, Any] | list[Any]:
