@@ -33,7 +33,7 @@ from assets.inventory import (
     scope_metadata,
     watermarks,
 )
-from assets.landing import asset_key, json_text, materialization, read_table
+from assets.landing import asset_key, held_open, json_text, materialization, read_table
 from resources.hub import HUB_POOL, HubResource, TableSpec
 from resources.rules import RulesResource
 
@@ -337,53 +337,55 @@ def serving_product_experience(
 ) -> dg.MaterializeResult:
     """Rebuild the product experience read model from core: whole, or in `changes` mode the rows of the
     products whose core rows changed since it last ran (plus the rows whose bestseller rank moved)."""
-    settings = rules.section("aggregation", AggregationRules)
-    for spec in (PRODUCTS, INVENTORY_ENTRIES):
-        hub.ensure_table(spec)  # a hub made before soft deletes gains deleted_at
-    inputs = (PRODUCTS, PRODUCT_VARIANTS, PRICES, INVENTORY_ENTRIES, *WHOLE_INPUTS)
-    basis = Basis(watermarks(hub, inputs), fingerprint(settings), new_generation())
-    previous = Basis.of(hub, PRODUCT_EXPERIENCE.name)
-    changed, reason = None, "mode rebuild"
-    if config.mode == "changes":
-        reason = rebuild_reason(previous, basis, [spec.name for spec in WHOLE_INPUTS])
-        if reason is None:
-            changed = changed_keys(hub, PRODUCT_CHANGES, previous)
-            basis = dataclasses.replace(basis, generation=previous.generation)
-    newest = None
-    if hub.backend.table_exists(PRODUCT_DAILY_METRICS.name):
-        newest = hub.scalar("SELECT max(metric_date) FROM core.product_daily_metrics")
-    window = metrics_window(newest, settings.window_days)
-    products, variants, prices, stock, metrics = _inputs(hub, window, changed)
-    ranks, moved = None, {}
-    if changed is not None:
-        ranks, moved = global_ranks(hub, changed, funnel_totals(products, metrics), settings.bestseller_basis)
-    columns = product_experience_rows(
-        products, variants, prices, stock, metrics, window, settings, datetime.now(UTC), ranks
-    )
-    with hub.load(PRODUCT_EXPERIENCE.name) as load:
-        if changed is None:
-            load.stage(PRODUCT_EXPERIENCE).append(PRODUCT_EXPERIENCE.to_arrow(columns))
-        else:
-            stage = load.stage(by_key(PRODUCT_EXPERIENCE, "product_id"))
-            stage.replace_parents(pa.array(sorted(changed), pa.string()))
-            stage.append(PRODUCT_EXPERIENCE.to_arrow(columns))
-            if (reranked := _reranked(hub, moved)) is not None:
-                stage.append(reranked)
-        load.advance(cursor=basis.encode())
-    in_stock = sum(columns["in_stock"])
-    scope = rebuilt_scope(changed, reason)
-    context.log.info(f"{PRODUCT_EXPERIENCE.name}: {len(columns['product_id'])} products, {in_stock} in stock ({scope})")
-    return materialization(
-        hub,
-        PRODUCT_EXPERIENCE,
-        load,
-        **scope_metadata(changed, reason),
-        ranks_moved=len(moved),
-        metrics_from=window[0] or "",
-        metrics_to=window[1] or "",
-        products_in_stock=in_stock,
-        bestseller_basis=settings.bestseller_basis,
-    )
+    with held_open(hub):
+        settings = rules.section("aggregation", AggregationRules)
+        for spec in (PRODUCTS, INVENTORY_ENTRIES):
+            hub.ensure_table(spec)  # a hub made before soft deletes gains deleted_at
+        inputs = (PRODUCTS, PRODUCT_VARIANTS, PRICES, INVENTORY_ENTRIES, *WHOLE_INPUTS)
+        basis = Basis(watermarks(hub, inputs), fingerprint(settings), new_generation())
+        previous = Basis.of(hub, PRODUCT_EXPERIENCE.name)
+        changed, reason = None, "mode rebuild"
+        if config.mode == "changes":
+            reason = rebuild_reason(previous, basis, [spec.name for spec in WHOLE_INPUTS])
+            if reason is None:
+                changed = changed_keys(hub, PRODUCT_CHANGES, previous)
+                basis = dataclasses.replace(basis, generation=previous.generation)
+        newest = None
+        if hub.backend.table_exists(PRODUCT_DAILY_METRICS.name):
+            newest = hub.scalar("SELECT max(metric_date) FROM core.product_daily_metrics")
+        window = metrics_window(newest, settings.window_days)
+        products, variants, prices, stock, metrics = _inputs(hub, window, changed)
+        ranks, moved = None, {}
+        if changed is not None:
+            ranks, moved = global_ranks(hub, changed, funnel_totals(products, metrics), settings.bestseller_basis)
+        columns = product_experience_rows(
+            products, variants, prices, stock, metrics, window, settings, datetime.now(UTC), ranks
+        )
+        with hub.load(PRODUCT_EXPERIENCE.name) as load:
+            if changed is None:
+                load.stage(PRODUCT_EXPERIENCE).append(PRODUCT_EXPERIENCE.to_arrow(columns))
+            else:
+                stage = load.stage(by_key(PRODUCT_EXPERIENCE, "product_id"))
+                stage.replace_parents(pa.array(sorted(changed), pa.string()))
+                stage.append(PRODUCT_EXPERIENCE.to_arrow(columns))
+                if (reranked := _reranked(hub, moved)) is not None:
+                    stage.append(reranked)
+            load.advance(cursor=basis.encode())
+        in_stock = sum(columns["in_stock"])
+        scope = rebuilt_scope(changed, reason)
+        count = len(columns["product_id"])
+        context.log.info(f"{PRODUCT_EXPERIENCE.name}: {count} products, {in_stock} in stock ({scope})")
+        return materialization(
+            hub,
+            PRODUCT_EXPERIENCE,
+            load,
+            **scope_metadata(changed, reason),
+            ranks_moved=len(moved),
+            metrics_from=window[0] or "",
+            metrics_to=window[1] or "",
+            products_in_stock=in_stock,
+            bestseller_basis=settings.bestseller_basis,
+        )
 
 
 aggregation_assets = [serving_product_experience]

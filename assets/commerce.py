@@ -16,6 +16,7 @@ from assets.landing import (
     SqlFlatten,
     asset_key,
     conformed_assets,
+    held_open,
     json_fields,
     land_pages,
     materialization,
@@ -436,8 +437,9 @@ def commerce_raw_asset(endpoint: str, spec: TableSpec, resource_type: str | None
         if config.mode == "changes":
             if resource_type is None:
                 raise dg.Failure(f"{spec.name}: mode 'changes' applies only to product projections and inventory")
-            load, applied = apply_changes(commerce, hub, spec, endpoint, resource_type, config.upto_batch_id)
-            return materialization(hub, spec, load, mode=config.mode, **applied)
+            with held_open(hub):  # one open of an embedded hub for the whole apply, as a conform does
+                load, applied = apply_changes(commerce, hub, spec, endpoint, resource_type, config.upto_batch_id)
+                return materialization(hub, spec, load, mode=config.mode, **applied)
         state = hub.sync_state(spec.name)
         if config.mode == "incremental" and state and state.watermark:
             since = state.watermark - timedelta(seconds=config.lookback_seconds)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from assets.commerce import INVENTORY_ENTRIES
-from assets.landing import asset_key, materialization
+from assets.landing import asset_key, held_open, materialization
 from assets.warehouse import STOCK_LEVELS
 from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
 from resources.rules import RulesResource
@@ -402,49 +402,53 @@ def reconcile_inventory(
 ):
     """Positions and their conflicts from the two systems' current stock, in one load: all of them,
     or in `changes` mode those of the SKUs whose entries or stock levels changed since the last run."""
-    settings = rules.section("inventory", InventoryRules)
-    hub.ensure_table(INVENTORY_ENTRIES)  # a hub made before soft deletes gains deleted_at
-    hub.ensure_table(STOCK_LEVELS)
-    basis = Basis(watermarks(hub, (INVENTORY_ENTRIES, STOCK_LEVELS)), fingerprint(settings), new_generation())
-    previous = Basis.of(hub, INVENTORY_POSITIONS.name)
-    skus, reason = None, "mode rebuild"
-    if config.mode == "changes":
-        reason = rebuild_reason(previous, basis)
-        if reason is None:
-            skus = changed_keys(hub, SKU_CHANGES, previous)
-            basis = dataclasses.replace(basis, generation=previous.generation)
-    if skus is None:
-        entries = read_table(hub, INVENTORY_ENTRIES, ENTRIES_SQL)
-        levels = read_table(hub, STOCK_LEVELS, LEVELS_SQL)
-    else:
-        entries = rows_of(hub, ENTRIES_SQL + " AND sku IN ({keys})", skus)
-        levels = rows_of(hub, LEVELS_SQL + " AND sku IN ({keys})", skus)
-    positions, conflicts = reconcile(entries, levels, settings, datetime.now(UTC))
-    with hub.load(INVENTORY_POSITIONS.name) as load:
-        stage_keys(load, INVENTORY_POSITIONS, positions, "sku", skus)
-        stage_keys(load, INVENTORY_CONFLICTS, conflicts, "sku", skus)
-        load.advance(cursor=basis.encode())
-    scope = rebuilt_scope(skus, reason)
-    by_field = conflicts["field"].value_counts().to_dict()
-    context.log.info(f"{len(positions):,} positions, {len(conflicts):,} conflicts beyond the tolerance ({scope})")
-    yield materialization(
-        hub,
-        INVENTORY_POSITIONS,
-        load,
-        **scope_metadata(skus, reason),
-        commerce_entries=len(entries),
-        warehouse_stock_levels=len(levels),
-        commerce_only=int(positions["warehouse_updated_at"].isna().sum()),
-        warehouse_only=int(positions["commerce_updated_at"].isna().sum()),
-    )
-    yield materialization(
-        hub,
-        INVENTORY_CONFLICTS,
-        load,
-        **scope_metadata(skus, reason),
-        tolerance_units=settings.tolerance_units,
-        **{f"conflicts_{field}": int(by_field.get(field, 0)) for field in FIELDS},
-    )
+    with held_open(hub):
+        settings = rules.section("inventory", InventoryRules)
+        hub.ensure_table(INVENTORY_ENTRIES)  # a hub made before soft deletes gains deleted_at
+        hub.ensure_table(STOCK_LEVELS)
+        basis = Basis(watermarks(hub, (INVENTORY_ENTRIES, STOCK_LEVELS)), fingerprint(settings), new_generation())
+        previous = Basis.of(hub, INVENTORY_POSITIONS.name)
+        skus, reason = None, "mode rebuild"
+        if config.mode == "changes":
+            reason = rebuild_reason(previous, basis)
+            if reason is None:
+                skus = changed_keys(hub, SKU_CHANGES, previous)
+                basis = dataclasses.replace(basis, generation=previous.generation)
+        if skus is None:
+            entries = read_table(hub, INVENTORY_ENTRIES, ENTRIES_SQL)
+            levels = read_table(hub, STOCK_LEVELS, LEVELS_SQL)
+        else:
+            entries = rows_of(hub, ENTRIES_SQL + " AND sku IN ({keys})", skus)
+            levels = rows_of(hub, LEVELS_SQL + " AND sku IN ({keys})", skus)
+        positions, conflicts = reconcile(entries, levels, settings, datetime.now(UTC))
+        with hub.load(INVENTORY_POSITIONS.name) as load:
+            stage_keys(load, INVENTORY_POSITIONS, positions, "sku", skus)
+            stage_keys(load, INVENTORY_CONFLICTS, conflicts, "sku", skus)
+            load.advance(cursor=basis.encode())
+        scope = rebuilt_scope(skus, reason)
+        by_field = conflicts["field"].value_counts().to_dict()
+        context.log.info(f"{len(positions):,} positions, {len(conflicts):,} conflicts beyond the tolerance ({scope})")
+        results = (
+            materialization(
+                hub,
+                INVENTORY_POSITIONS,
+                load,
+                **scope_metadata(skus, reason),
+                commerce_entries=len(entries),
+                warehouse_stock_levels=len(levels),
+                commerce_only=int(positions["warehouse_updated_at"].isna().sum()),
+                warehouse_only=int(positions["commerce_updated_at"].isna().sum()),
+            ),
+            materialization(
+                hub,
+                INVENTORY_CONFLICTS,
+                load,
+                **scope_metadata(skus, reason),
+                tolerance_units=settings.tolerance_units,
+                **{f"conflicts_{field}": int(by_field.get(field, 0)) for field in FIELDS},
+            ),
+        )
+    yield from results  # the file is free again while Dagster stores them
 
 
 def rebuilt_scope(keys: set[str] | None, reason: str) -> str:
@@ -477,30 +481,31 @@ def serving_v1_inventory_availability(
 ) -> dg.MaterializeResult:
     """The sellable quantity per SKU and location, read by the inventory service; in `changes` mode only
     for the SKUs the positions were recomputed for since this model last ran."""
-    upstream = Basis.of(hub, INVENTORY_POSITIONS.name) or Basis({}, "", "")
-    basis = dataclasses.replace(upstream, rules="")
-    previous = Basis.of(hub, V1_INVENTORY_AVAILABILITY.name)
-    skus, reason = None, "mode rebuild"
-    if config.mode == "changes":
-        reason = rebuild_reason(previous, basis, upstream=upstream)
-        if reason is None:
-            skus = changed_keys(hub, SKU_CHANGES, previous)
-    if skus is None:
-        frame = read_table(hub, INVENTORY_POSITIONS, AVAILABILITY_SQL)
-    else:
-        frame = rows_of(hub, AVAILABILITY_SQL + " WHERE sku IN ({keys})", skus)
-    frame["is_on_stock"] = frame["available_quantity"] > 0
-    with hub.load(V1_INVENTORY_AVAILABILITY.name) as load:
-        stage_keys(load, V1_INVENTORY_AVAILABILITY, frame, "sku", skus)
-        load.advance(cursor=basis.encode())
-    context.log.info(f"{V1_INVENTORY_AVAILABILITY.name}: {len(frame):,} rows ({rebuilt_scope(skus, reason)})")
-    return materialization(
-        hub,
-        V1_INVENTORY_AVAILABILITY,
-        load,
-        **scope_metadata(skus, reason),
-        skus_on_stock=int(frame["is_on_stock"].sum()),
-    )
+    with held_open(hub):
+        upstream = Basis.of(hub, INVENTORY_POSITIONS.name) or Basis({}, "", "")
+        basis = dataclasses.replace(upstream, rules="")
+        previous = Basis.of(hub, V1_INVENTORY_AVAILABILITY.name)
+        skus, reason = None, "mode rebuild"
+        if config.mode == "changes":
+            reason = rebuild_reason(previous, basis, upstream=upstream)
+            if reason is None:
+                skus = changed_keys(hub, SKU_CHANGES, previous)
+        if skus is None:
+            frame = read_table(hub, INVENTORY_POSITIONS, AVAILABILITY_SQL)
+        else:
+            frame = rows_of(hub, AVAILABILITY_SQL + " WHERE sku IN ({keys})", skus)
+        frame["is_on_stock"] = frame["available_quantity"] > 0
+        with hub.load(V1_INVENTORY_AVAILABILITY.name) as load:
+            stage_keys(load, V1_INVENTORY_AVAILABILITY, frame, "sku", skus)
+            load.advance(cursor=basis.encode())
+        context.log.info(f"{V1_INVENTORY_AVAILABILITY.name}: {len(frame):,} rows ({rebuilt_scope(skus, reason)})")
+        return materialization(
+            hub,
+            V1_INVENTORY_AVAILABILITY,
+            load,
+            **scope_metadata(skus, reason),
+            skus_on_stock=int(frame["is_on_stock"].sum()),
+        )
 
 
 inventory_assets = [reconcile_inventory, serving_v1_inventory_availability]

@@ -30,7 +30,7 @@ from assets.inventory import (
     stage_keys,
     watermarks,
 )
-from assets.landing import asset_key, materialization
+from assets.landing import asset_key, held_open, materialization
 from assets.warehouse import (
     MINOR_UNITS,
     PURCHASE_ORDER_LINES,
@@ -258,50 +258,52 @@ def serving_v1_sourcing_options(
     """Rebuilt from the reconciled positions, open purchase orders and the supplier offers: whole, or in
     `changes` mode for the SKUs whose positions were recomputed since it last ran, as long as the
     warehouse tables it reads whole (warehouses, orders, offers, suppliers) and its rules are unchanged."""
-    settings = rules.section("sourcing", SourcingRules)
-    as_of = datetime.fromisoformat(config.as_of).astimezone(UTC) if config.as_of else datetime.now(UTC)
-    upstream = Basis.of(hub, INVENTORY_POSITIONS.name) or Basis({}, "", "")
-    others = watermarks(hub, WHOLE_INPUTS)
-    for spec in WHOLE_INPUTS:  # read or joined below; empty when never loaded
-        if others[spec.name] < 0:
-            hub.ensure_table(spec)
-    basis = dataclasses.replace(upstream, tables={**upstream.tables, **others}, rules=fingerprint(settings))
-    previous = Basis.of(hub, V1_SOURCING_OPTIONS.name)
-    skus, reason = None, "mode rebuild"
-    if config.mode == "changes":
-        reason = rebuild_reason(previous, basis, others, upstream)
-        if reason is None:
-            skus = changed_keys(hub, SKU_CHANGES, previous)
-    placeholders = ", ".join("?" for _ in settings.inbound_statuses)
-    inbound_sql = INBOUND_SQL.format(statuses=placeholders)
-    warehouses = read_table(hub, WAREHOUSES, WAREHOUSES_SQL)
-    if skus is None:
-        positions = read_table(hub, INVENTORY_POSITIONS, POSITIONS_SQL)
-        inbound = read_table(hub, PURCHASE_ORDER_LINES, inbound_sql, settings.inbound_statuses)
-        offers = read_table(hub, SUPPLIER_OFFERS, OFFERS_SQL)
-    else:
-        positions = rows_of(hub, POSITIONS_SQL + " WHERE sku IN ({keys})", skus)
-        inbound = rows_of(hub, inbound_sql + " AND l.sku IN ({keys})", skus, settings.inbound_statuses)
-        offers = rows_of(hub, OFFERS_SQL + " WHERE f.sku IN ({keys})", skus)
-    options = sourcing_options(positions, inbound, warehouses, offers, settings, as_of)
-    unplaced = positions.loc[~positions["warehouse_id"].isin(warehouses["warehouse_id"])]
-    if len(unplaced):
-        context.log.warning(f"{len(unplaced):,} positions are at locations that are not warehouses: not candidates")
-    with hub.load(V1_SOURCING_OPTIONS.name) as load:
-        stage_keys(load, V1_SOURCING_OPTIONS, options, "sku", skus)
-        load.advance(cursor=basis.encode())
-    context.log.info(f"{V1_SOURCING_OPTIONS.name}: {len(options):,} options ({rebuilt_scope(skus, reason)})")
-    return materialization(
-        hub,
-        V1_SOURCING_OPTIONS,
-        load,
-        **scope_metadata(skus, reason),
-        as_of=as_of.isoformat(),
-        regions=len(settings.regions),
-        skus=int(options["sku"].nunique()),
-        skus_without_preferred_supplier=int(options.loc[options["preferred_supplier_id"].isna(), "sku"].nunique()),
-        positions_not_at_warehouses=len(unplaced),
-    )
+    with held_open(hub):
+        settings = rules.section("sourcing", SourcingRules)
+        as_of = datetime.fromisoformat(config.as_of).astimezone(UTC) if config.as_of else datetime.now(UTC)
+        upstream = Basis.of(hub, INVENTORY_POSITIONS.name) or Basis({}, "", "")
+        others = watermarks(hub, WHOLE_INPUTS)
+        for spec in WHOLE_INPUTS:  # read or joined below: created empty when never loaded
+            if others[spec.name] < 0:
+                hub.ensure_table(spec)
+                others[spec.name] = 0  # what the next run finds, so it need not rebuild whole
+        basis = dataclasses.replace(upstream, tables={**upstream.tables, **others}, rules=fingerprint(settings))
+        previous = Basis.of(hub, V1_SOURCING_OPTIONS.name)
+        skus, reason = None, "mode rebuild"
+        if config.mode == "changes":
+            reason = rebuild_reason(previous, basis, others, upstream)
+            if reason is None:
+                skus = changed_keys(hub, SKU_CHANGES, previous)
+        placeholders = ", ".join("?" for _ in settings.inbound_statuses)
+        inbound_sql = INBOUND_SQL.format(statuses=placeholders)
+        warehouses = read_table(hub, WAREHOUSES, WAREHOUSES_SQL)
+        if skus is None:
+            positions = read_table(hub, INVENTORY_POSITIONS, POSITIONS_SQL)
+            inbound = read_table(hub, PURCHASE_ORDER_LINES, inbound_sql, settings.inbound_statuses)
+            offers = read_table(hub, SUPPLIER_OFFERS, OFFERS_SQL)
+        else:
+            positions = rows_of(hub, POSITIONS_SQL + " WHERE sku IN ({keys})", skus)
+            inbound = rows_of(hub, inbound_sql + " AND l.sku IN ({keys})", skus, settings.inbound_statuses)
+            offers = rows_of(hub, OFFERS_SQL + " WHERE f.sku IN ({keys})", skus)
+        options = sourcing_options(positions, inbound, warehouses, offers, settings, as_of)
+        unplaced = positions.loc[~positions["warehouse_id"].isin(warehouses["warehouse_id"])]
+        if len(unplaced):
+            context.log.warning(f"{len(unplaced):,} positions are at locations that are not warehouses: not candidates")
+        with hub.load(V1_SOURCING_OPTIONS.name) as load:
+            stage_keys(load, V1_SOURCING_OPTIONS, options, "sku", skus)
+            load.advance(cursor=basis.encode())
+        context.log.info(f"{V1_SOURCING_OPTIONS.name}: {len(options):,} options ({rebuilt_scope(skus, reason)})")
+        return materialization(
+            hub,
+            V1_SOURCING_OPTIONS,
+            load,
+            **scope_metadata(skus, reason),
+            as_of=as_of.isoformat(),
+            regions=len(settings.regions),
+            skus=int(options["sku"].nunique()),
+            skus_without_preferred_supplier=int(options.loc[options["preferred_supplier_id"].isna(), "sku"].nunique()),
+            positions_not_at_warehouses=len(unplaced),
+        )
 
 
 sourcing_assets = [serving_v1_sourcing_options]

@@ -1,5 +1,7 @@
 """Jobs: what runs together."""
 
+from collections.abc import Iterable
+
 import dagster as dg
 
 from assets.aggregation import serving_product_experience
@@ -69,12 +71,18 @@ serving_job = dg.define_asset_job(
     description="Rebuild the serving read models (and reconciliations) from what core holds now.",
 )
 
+# The extract applying each kind of change event (by its resource type, as `assets/commerce.py` declares it).
+CHANGE_EXTRACTS_BY_TYPE = {
+    "product": raw_commerce_product_projections,
+    "inventory-entry": raw_commerce_inventory_entries,
+}
+
 # Change-data-capture: the two raw extracts in `changes` mode, their core tables and the serving
 # models downstream of them, which recompute only the rows of what changed; no full export. The
 # whole-table checks (Great Expectations suites, schema drift of the newest raw batch) are left out:
 # the scheduled syncs and `serving_job` run them. Each batch still passes the row rules (quarantine)
 # and its blocking batch checks (counts_reconcile, bad_rows_within_threshold) in the conform step.
-CHANGE_EXTRACTS = (raw_commerce_product_projections, raw_commerce_inventory_entries)
+CHANGE_EXTRACTS = tuple(CHANGE_EXTRACTS_BY_TYPE.values())
 CHANGED_CORE = dg.AssetSelection.assets(core_catalog, core_inventory_entries)
 CHANGED_SERVING = CHANGED_CORE.downstream() & SERVING
 BATCH_CHECKS = dg.AssetSelection.checks(
@@ -91,12 +99,32 @@ SERVING_BY_CHANGES = (
 )
 
 
-def commerce_changes_config(upto_batch_id: int | None = None) -> dict:
-    """Run config applying the commerce change events committed up to `upto_batch_id` (default all)."""
-    config = {"mode": "changes", "upto_batch_id": upto_batch_id}
-    ops = {asset.node_def.name: {"config": config} for asset in CHANGE_EXTRACTS}
-    ops.update({asset.node_def.name: {"config": {"mode": "changes"}} for asset in SERVING_BY_CHANGES})
-    return {"ops": ops}
+CHANGE_JOB_ASSETS = (*CHANGE_EXTRACTS, core_catalog, core_inventory_entries, *SERVING_BY_CHANGES)
+
+
+def _changed_by(kinds: Iterable[str]) -> set[dg.AssetKey]:
+    """The assets that events of `kinds` (resource types) can change: their extracts and what is downstream."""
+    extracts = [CHANGE_EXTRACTS_BY_TYPE[kind] for kind in kinds]
+    return set(dg.AssetSelection.assets(*extracts).downstream().resolve(CHANGE_JOB_ASSETS))
+
+
+def _changes_selection(kinds: Iterable[str]) -> dg.AssetSelection:
+    """The assets events of `kinds` can change, with the batch checks of their core assets."""
+    assets = _changed_by(kinds)
+    checks = [
+        key for core in (core_catalog, core_inventory_entries) for key in core.check_keys if key.asset_key in assets
+    ]
+    return dg.AssetSelection.assets(*assets).without_checks() | dg.AssetSelection.checks(*checks)
+
+
+def commerce_changes_config(upto_batch_id: int | None = None, kinds: Iterable[str] | None = None) -> dict:
+    """Run config applying the commerce change events committed up to `upto_batch_id` (default all): of
+    every kind (the whole `commerce_changes_job`), or the steps of the job applying only `kinds`."""
+    assets = None if kinds is None else _changed_by(kinds)
+    extract, serving = {"mode": "changes", "upto_batch_id": upto_batch_id}, {"mode": "changes"}
+    steps = [(asset, extract) for asset in CHANGE_EXTRACTS] + [(asset, serving) for asset in SERVING_BY_CHANGES]
+    chosen = [(asset, config) for asset, config in steps if assets is None or not asset.keys.isdisjoint(assets)]
+    return {"ops": {asset.node_def.name: {"config": config} for asset, config in chosen}}
 
 
 commerce_changes_job = dg.define_asset_job(
@@ -109,6 +137,37 @@ commerce_changes_job = dg.define_asset_job(
     "land deletions as soft deletes, conform them through the row rules and batch checks, and recompute the "
     "serving rows of what changed (the whole-table suites run with the scheduled syncs).",
 )
+# The same for one kind of event alone, without the steps that would find nothing to do: product
+# events change neither inventory entries nor the inventory models. (A job of its own, not a subset
+# of the one above: a subset run keeps its parent's default config, which names the steps left out.)
+commerce_product_changes_job = dg.define_asset_job(
+    "commerce_product_changes_job",
+    selection=_changes_selection(["product"]),
+    config=commerce_changes_config(kinds=["product"]),
+    executor_def=dg.in_process_executor,
+    description="commerce_changes_job for product events alone: the product projections, the catalog and the "
+    "product experience.",
+)
+commerce_inventory_changes_job = dg.define_asset_job(
+    "commerce_inventory_changes_job",
+    selection=_changes_selection(["inventory-entry"]),
+    config=commerce_changes_config(kinds=["inventory-entry"]),
+    executor_def=dg.in_process_executor,
+    description="commerce_changes_job for inventory events alone: the inventory entries, the reconciled "
+    "positions, the availability, sourcing and product-experience models.",
+)
+COMMERCE_CHANGES_JOBS = (commerce_changes_job, commerce_product_changes_job, commerce_inventory_changes_job)
+
+
+def commerce_changes_job_for(kinds: Iterable[str]):
+    """The change job for pending events of `kinds` (resource types): the one of a single kind, else the whole."""
+    kinds = set(kinds)
+    if kinds == {"product"}:
+        return commerce_product_changes_job
+    if kinds == {"inventory-entry"}:
+        return commerce_inventory_changes_job
+    return commerce_changes_job
+
 
 quarantine_release_job = build_release_job(
     [*COMMERCE_CORE_TABLES, *ORDERS_CORE_TABLES, *PAYMENTS_CORE_TABLES, *WAREHOUSE_CORE_TABLES]

@@ -5,10 +5,12 @@ cursor `{"createdAt": ..., "id": ...}`), keyset paged by (createdAt, id) with a 
 for messages that became visible late. New ones are appended to `ops.change_events` together with
 the new position; only then does the sensor move its Dagster cursor (a mirror of the hub's) and
 request a `commerce_changes_job` run that applies the stored events not applied yet, up to the newest
-load batch. The run key names that batch, so no two runs are requested for the same events; the apply
-run records how far it applied, so a change is never applied twice. While a requested run waits to
-start, no other is requested (one writer on the hub); a failed run leaves its events pending and a
-later tick requests them again.
+load batch; when only one kind of event is pending, the job for that kind instead
+(`commerce_product_changes_job`, `commerce_inventory_changes_job`: product events alone need neither
+the inventory extract nor the inventory models). The run key names that batch (and that kind), so
+no two runs are requested for the same events; the apply run records how far it applied, so a change
+is never applied twice. While a requested run waits to start, no other is requested (one writer on the
+hub); a failed run leaves its events pending and a later tick requests them again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import orjson
 import pandas as pd
 
 from assets.commerce import RAW_INVENTORY_ENTRIES, RAW_PRODUCT_PROJECTIONS
+from assets.landing import held_open
 from pipelines.change_events import (
     CHANGE_EVENTS,
     ChangeEvent,
@@ -30,12 +33,19 @@ from pipelines.change_events import (
     skip_when_hub_busy,
     waiting_run,
 )
-from pipelines.jobs import commerce_changes_config, commerce_changes_job
+from pipelines.jobs import (
+    COMMERCE_CHANGES_JOBS,
+    commerce_changes_config,
+    commerce_changes_job,
+    commerce_changes_job_for,
+)
 from resources.commerce import CommerceToolsResource, MessagePosition
 from resources.hub import HubResource
 
 SOURCE = "commerce"
 SYNC_KEY = f"events:{SOURCE}"
+# The raw table each kind (resource type) of event is applied to, with its cursor `apply:<raw table>`.
+APPLIED_TO = {"product": RAW_PRODUCT_PROJECTIONS, "inventory-entry": RAW_INVENTORY_ENTRIES}
 # Messages sharing a millisecond can become visible after a reader passed it; re-read this much.
 LOOKBACK = timedelta(seconds=10)
 
@@ -61,12 +71,19 @@ def commerce_messages_to_events(messages: Iterable[dict[str, Any]]) -> list[Chan
     return events
 
 
-def apply_run_request(upto_batch_id: int) -> dg.RunRequest:
-    """A `commerce_changes_job` run applying the commerce events committed up to `upto_batch_id`."""
+def apply_run_request(upto_batch_id: int, resource_types: Iterable[str] | None = None) -> dg.RunRequest:
+    """A run applying the commerce events committed up to `upto_batch_id`: `commerce_changes_job`, or for
+    events of some `resource_types` alone the job applying only those (its run key names them)."""
+    job = commerce_changes_job if resource_types is None else commerce_changes_job_for(resource_types)
+    if job is commerce_changes_job:
+        kinds, run_key = None, f"commerce-changes:upto-{upto_batch_id}"
+    else:
+        kinds = sorted(set(resource_types or ()))
+        run_key = f"commerce-changes:upto-{upto_batch_id}:{'+'.join(kinds)}"
     return dg.RunRequest(
-        run_key=f"commerce-changes:upto-{upto_batch_id}",
-        job_name=commerce_changes_job.name,
-        run_config=commerce_changes_config(upto_batch_id),
+        run_key=run_key,
+        job_name=job.name,
+        run_config=commerce_changes_config(upto_batch_id, kinds),
         tags={"commerce_changes/upto_batch_id": str(upto_batch_id)},
     )
 
@@ -96,10 +113,11 @@ def _unseen(hub: HubResource, events: Sequence[ChangeEvent]) -> list[ChangeEvent
 
 
 @dg.sensor(
-    job=commerce_changes_job,
+    jobs=list(COMMERCE_CHANGES_JOBS),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Polls commerce /messages into ops.change_events and requests commerce_changes_job for new ones.",
+    description="Polls commerce /messages into ops.change_events and requests commerce_changes_job (or the job for "
+    "the one kind of event pending) for new ones.",
 )
 def commerce_messages_sensor(
     context: dg.SensorEvaluationContext, commerce: CommerceToolsResource, hub: HubResource
@@ -111,37 +129,49 @@ def commerce_messages_sensor(
 def _tick(
     context: dg.SensorEvaluationContext, commerce: CommerceToolsResource, hub: HubResource
 ) -> dg.RunRequest | dg.SkipReason:
-    state = hub.sync_state(SYNC_KEY)
+    with held_open(hub):  # one open of an embedded hub for its schemas and the read
+        state = hub.sync_state(SYNC_KEY)
     after = decode_position(state.cursor if state else None)
     events: list[ChangeEvent] = []
     position = after
     for page in commerce.message_pages(after, LOOKBACK):
         events += commerce_messages_to_events(page)
         position = max(position or ("", ""), (page[-1]["createdAt"], page[-1]["id"]))
-    fresh = _unseen(hub, events)
-    if fresh:
-        load = append_change_events(hub, SOURCE, fresh, transport="poll", cursor=encode_position(position))
-        context.update_cursor(encode_position(position))
-        context.log.info(
-            f"{new_event_count(load)} new commerce messages stored in batch {load.batch_id}, up to {position[0]}"
-        )
-    pending = _pending_upto(hub)
+    with held_open(hub):  # one open of an embedded hub for the statements below, not while paging
+        fresh = _unseen(hub, events)
+        if fresh:
+            load = append_change_events(hub, SOURCE, fresh, transport="poll", cursor=encode_position(position))
+            context.update_cursor(encode_position(position))
+            context.log.info(
+                f"{new_event_count(load)} new commerce messages stored in batch {load.batch_id}, up to {position[0]}"
+            )
+        pending = _pending(hub)
     if pending is None:
         return dg.SkipReason(f"no new commerce messages after {after[0] if after else 'the beginning'}")
-    waiting = waiting_run(context.instance, commerce_changes_job.name)
-    if waiting is not None:  # one writer on the hub: ask again once that run has started
-        return dg.SkipReason(f"commerce events up to batch {pending} wait for run {waiting} to start")
-    return apply_run_request(pending)
+    upto, kinds = pending
+    waiting = [run for job in COMMERCE_CHANGES_JOBS if (run := waiting_run(context.instance, job.name))]
+    if waiting:  # one writer on the hub: ask again once that run has started
+        return dg.SkipReason(f"commerce events up to batch {upto} wait for run {waiting[0]} to start")
+    return apply_run_request(upto, kinds)
 
 
-def _pending_upto(hub: HubResource) -> int | None:
-    """The newest load batch of stored commerce events, when some are not applied yet (else None).
+def _pending(hub: HubResource) -> tuple[int, list[str]] | None:
+    """The newest load batch of stored commerce events and the kinds with events not applied yet (None
+    when there are none; events of other kinds apply nothing).
 
     A failed or never-run apply leaves its events pending, so a later tick requests them again.
     """
     if not hub.backend.table_exists(CHANGE_EVENTS.name):
         return None
-    newest = hub.scalar(f"SELECT max(_batch_id) FROM {CHANGE_EVENTS.name} WHERE source = ?", [SOURCE])
-    states = [hub.sync_state(f"apply:{spec.name}") for spec in (RAW_PRODUCT_PROJECTIONS, RAW_INVENTORY_ENTRIES)]
-    applied = min(int(s.cursor) if s and s.cursor else 0 for s in states)
-    return int(newest) if newest is not None and newest > applied else None
+    applied = {}
+    for kind, spec in APPLIED_TO.items():
+        state = hub.sync_state(f"apply:{spec.name}")
+        applied[kind] = int(state.cursor) if state and state.cursor else 0
+    newest = hub.read_frame(
+        f"SELECT resource_type, max(_batch_id) AS batch FROM {CHANGE_EVENTS.name}"
+        " WHERE source = ? AND _batch_id > ? GROUP BY resource_type",
+        [SOURCE, min(applied.values())],
+    )
+    by_kind = {kind: int(batch) for kind, batch in zip(newest["resource_type"], newest["batch"], strict=True)}
+    kinds = sorted(kind for kind, cursor in applied.items() if by_kind.get(kind, 0) > cursor)
+    return (max(by_kind.values()), kinds) if kinds else None

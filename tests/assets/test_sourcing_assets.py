@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.commerce import commerce_assets
+from assets.commerce import INVENTORY_ENTRIES, commerce_assets
 from assets.inventory import INVENTORY_POSITIONS, inventory_assets
 from assets.sourcing import RankBy, dense_ranks, haversine_km, sourcing_assets
 from assets.warehouse import (
@@ -27,7 +27,7 @@ from resources.hub import HUB_POOL, HubResource
 from resources.rules import RulesResource
 from simulators.feeds import write_supplier_feed
 from simulators.world import World
-from tests.assets.test_inventory_assets import load_rows
+from tests.assets.test_inventory_assets import entry, load_rows
 from tests.conftest import DEFAULT_PRODUCTS, DEFAULT_SEED, Simulator, every_resource
 
 
@@ -187,6 +187,25 @@ def test_the_nearest_stocked_warehouse_wins_and_inbound_stock_counts_before_the_
     assert (
         by_key.loc[("SKU-1", "east", "wh-nyc"), "distance_km"] < by_key.loc[("SKU-1", "east", "wh-reno"), "distance_km"]
     )
+
+
+def test_a_change_run_after_a_whole_build_without_warehouse_data_rebuilds_nothing(hub: HubResource):
+    load_rows(hub, INVENTORY_ENTRIES, [entry("SKU-1", "wh-nyc", 5, 5, AS_OF)])  # no warehouse table at all
+    resources = {"hub": hub, "rules": RulesResource(path=str(ROOT_RULES))}
+    steps = ("reconcile_inventory", "serving__v1_inventory_availability", "serving__v1_sourcing_options")
+
+    def run(mode: str) -> dict:
+        config = {step: {"config": {"mode": mode}} for step in steps}
+        config["serving__v1_sourcing_options"]["config"]["as_of"] = AS_OF.isoformat()
+        result = dg.materialize([*inventory_assets, *sourcing_assets], resources=resources, run_config={"ops": config})
+        [event] = [
+            e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "v1_sourcing_options"
+        ]
+        return {k: v.value for k, v in event.materialization.metadata.items()}
+
+    assert run("rebuild")["rebuilt"] == "whole"
+    after = run("changes")  # the warehouse tables the build created empty are no change
+    assert (after["rebuilt"], after["keys_recomputed"]) == ("changed keys", 0)
 
 
 def test_haversine_known_distance():

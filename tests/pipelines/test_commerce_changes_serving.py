@@ -16,7 +16,7 @@ from assets.inventory import INVENTORY_CONFLICTS, INVENTORY_POSITIONS, V1_INVENT
 from assets.sourcing import V1_SOURCING_OPTIONS
 from assets.warehouse import warehouse_assets
 from dagster_project.definitions import defs
-from pipelines.jobs import CHANGED_SERVING, commerce_changes_job
+from pipelines.jobs import CHANGED_SERVING, COMMERCE_CHANGES_JOBS, commerce_changes_job, commerce_product_changes_job
 from pipelines.sensors.commerce_messages import commerce_messages_sensor
 from resources.hub import HubResource, TableSpec
 from simulators.feeds import write_supplier_feed
@@ -73,7 +73,7 @@ def test_changes_recompute_only_their_rows_and_equal_a_whole_rebuild(
     local = dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
-        jobs=[commerce_changes_job, rebuild_job],
+        jobs=[*COMMERCE_CHANGES_JOBS, rebuild_job],
         resources=resources,
     )
     day = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
@@ -130,6 +130,18 @@ def test_changes_recompute_only_their_rows_and_equal_a_whole_rebuild(
         incremental = {spec.name: snapshot(hub, spec) for spec in SERVING_TABLES}
         assert rebuild.execute_in_process(instance=instance).success
         for spec in SERVING_TABLES:
+            pd.testing.assert_frame_equal(incremental[spec.name], snapshot(hub, spec), obj=spec.name)
+
+        simulator.admin("POST", "churn", products=3, seed=7)  # product events alone: the product job
+        product_request, cursor = tick(instance, sensor_resources, cursor)
+        assert product_request.job_name == commerce_product_changes_job.name
+        product_run = local.resolve_job_def(product_request.job_name).execute_in_process(
+            instance=instance, run_config=product_request.run_config, tags=product_request.tags
+        )
+        assert scope(product_run, PRODUCT_EXPERIENCE)["rebuilt"] == "changed keys"
+        incremental = {spec.name: snapshot(hub, spec) for spec in SERVING_TABLES}
+        assert rebuild.execute_in_process(instance=instance).success
+        for spec in SERVING_TABLES:  # the models it left out had nothing to recompute
             pd.testing.assert_frame_equal(incremental[spec.name], snapshot(hub, spec), obj=spec.name)
 
         idle = apply.execute_in_process(instance=instance, run_config=request.run_config)

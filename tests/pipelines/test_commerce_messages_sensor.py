@@ -18,7 +18,12 @@ from assets.commerce import (
 )
 from dagster_project.definitions import defs
 from pipelines.change_events import append_change_events, new_event_count
-from pipelines.jobs import commerce_changes_job
+from pipelines.jobs import (
+    COMMERCE_CHANGES_JOBS,
+    commerce_changes_job,
+    commerce_inventory_changes_job,
+    commerce_product_changes_job,
+)
 from pipelines.sensors.commerce_messages import (
     SYNC_KEY,
     apply_run_request,
@@ -162,6 +167,60 @@ def test_end_to_end_churn_reaches_the_hub_touching_only_changed_keys(
         rerun = dg.materialize(extracts, resources=resources, instance=instance, run_config=extract_config)
         for spec in (RAW_PRODUCT_PROJECTIONS, RAW_INVENTORY_ENTRIES):  # the same run again applies nothing twice
             assert rerun.success and materialized(rerun, spec)["keys_touched"] == 0
+
+
+def test_one_kind_of_event_runs_the_job_of_that_kind_alone(
+    simulator: Simulator, hub: HubResource, tmp_path: Path
+) -> None:
+    resources = every_resource(simulator, hub, tmp_path)
+    local = dg.Definitions(
+        assets=defs.assets, asset_checks=defs.asset_checks, jobs=list(COMMERCE_CHANGES_JOBS), resources=resources
+    )
+    commerce = resources["commerce"]
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(commerce_assets, resources=resources, instance=instance).success  # the full sync
+        _, cursor = tick(instance, commerce, hub, None)
+
+        products = simulator.admin("POST", "churn", products=4, seed=3)["products"]
+        request, cursor = tick(instance, commerce, hub, cursor)
+        assert request.job_name == commerce_product_changes_job.name and request.run_key.endswith(":product")
+        assert set(request.run_config["ops"]) == {
+            "raw__commerce_product_projections",
+            "serving__v1_product_experience",
+        }  # the config names only the steps of that job
+        result = local.resolve_job_def(request.job_name).execute_in_process(
+            instance=instance, run_config=request.run_config, tags=request.tags
+        )
+        assert result.success
+        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+        assert steps == {"raw__commerce_product_projections", "core_catalog", "serving__v1_product_experience"}
+        assert {e.check_name for e in result.get_asset_check_evaluations()} == {
+            "counts_reconcile",
+            "bad_rows_within_threshold",
+        }  # the batch checks, not the whole-table suites
+        assert hub_state(hub, PRODUCTS, "product_id")[0] == source_state(commerce, "product-projections")
+        assert set(products) <= touched_ids(
+            hub, RAW_PRODUCT_PROJECTIONS, materialized(result, RAW_PRODUCT_PROJECTIONS)["batch_id"]
+        )
+        skipped, cursor = tick(instance, commerce, hub, cursor)
+        assert isinstance(skipped, dg.SkipReason)  # the inventory cursor lags, but no inventory event waits
+
+        simulator.admin("POST", "churn", inventory=6, seed=4)
+        request, cursor = tick(instance, commerce, hub, cursor)
+        assert request.job_name == commerce_inventory_changes_job.name
+        result = local.resolve_job_def(request.job_name).execute_in_process(
+            instance=instance, run_config=request.run_config, tags=request.tags
+        )
+        assert result.success and hub_state(hub, INVENTORY_ENTRIES, "inventory_entry_id")[0] == source_state(
+            commerce, "inventory"
+        )
+        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+        assert "raw__commerce_product_projections" not in steps and "reconcile_inventory" in steps
+        assert isinstance(tick(instance, commerce, hub, cursor)[0], dg.SkipReason)
+
+        simulator.admin("POST", "churn", products=1, inventory=1, seed=5)
+        request, cursor = tick(instance, commerce, hub, cursor)
+        assert request.job_name == commerce_changes_job.name  # both kinds: the whole job
 
 
 def test_apply_without_events_touches_nothing(simulator: Simulator, hub: HubResource, tmp_path: Path) -> None:
