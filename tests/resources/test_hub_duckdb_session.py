@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from resources.hub import HubError
+from resources.hub import HubError, TableSpec
 from resources.hub.duckdb import MEMORY_LIMIT_SETTING, DuckDBHub
 
 TRY_OPEN = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.Error:\n    sys.exit(3)"
@@ -57,3 +58,29 @@ def test_a_bad_memory_limit_names_the_setting(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv(MEMORY_LIMIT_SETTING, "lots")
     with pytest.raises(HubError, match=f"{MEMORY_LIMIT_SETTING}='lots' is not a DuckDB memory limit"):
         memory_limit(DuckDBHub(str(tmp_path / "hub.duckdb")))
+
+
+def test_a_whole_table_replace_fits_in_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A `replace` merge of a table far larger than the limit, over its previous contents, commits."""
+    monkeypatch.setenv(MEMORY_LIMIT_SETTING, "64MB")
+    spec = TableSpec(
+        "serving.v1_large",
+        (("sku", "text"), ("location_id", "text"), ("available_quantity", "bigint")),
+        ("sku", "location_id"),
+        merge="replace",
+    )
+    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
+    rows = 400_000
+    for version in (1, 2):
+        table = pa.table(
+            {
+                "sku": [f"SKU-{n:07d}" for n in range(rows)],
+                "location_id": [f"warehouse-{n % 7}" for n in range(rows)],
+                "available_quantity": pa.array([version] * rows, pa.int64()),
+            }
+        )
+        with hub.load("large") as load:
+            load.stage(spec).append(table)
+        assert load.results[spec.name].rows_changed == rows
+    with hub.connect() as con:
+        assert con.execute("SELECT count(*), min(available_quantity) FROM serving.v1_large").fetchone() == (rows, 2)
