@@ -84,3 +84,32 @@ def test_a_whole_table_replace_fits_in_the_memory_limit(tmp_path: Path, monkeypa
         assert load.results[spec.name].rows_changed == rows
     with hub.connect() as con:
         assert con.execute("SELECT count(*), min(available_quantity) FROM serving.v1_large").fetchone() == (rows, 2)
+
+
+def test_an_upsert_changing_every_row_fits_in_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A new version of every row of a table far larger than the limit commits, every row changed once."""
+    monkeypatch.setenv(MEMORY_LIMIT_SETTING, "64MB")
+    spec = TableSpec(
+        "raw.large", (("id", "text"), ("version", "bigint"), ("document", "json")), ("id",), version_column="version"
+    )
+    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
+    rows, document = 400_000, '{"name": "%s"}' % ("x" * 200)
+    for version in (1, 2):
+        table = pa.table(
+            {
+                "id": [f"id-{n:08d}" for n in range(rows)],
+                "version": pa.array([version] * rows, pa.int64()),
+                "document": [document] * rows,
+            }
+        )
+        with hub.load("large") as load:
+            load.stage(spec).append(table)
+        assert load.results[spec.name].rows_changed == rows
+    with hub.connect() as con:
+        assert con.execute(
+            "SELECT count(*), min(version), max(_batch_id) = min(_batch_id) FROM raw.large"
+        ).fetchone() == (
+            rows,
+            2,
+            True,
+        )
