@@ -4,7 +4,9 @@ import base64
 import hashlib
 import logging
 import re
+import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import great_expectations
@@ -13,7 +15,7 @@ import pytest
 from great_expectations import expectations as gxe
 
 from quality.data_docs import GX_IMAGES, VENDOR_DIR, VENDORED, external_loads, make_offline
-from quality.validation import DatasetSuite, build_data_docs_index, run_suite
+from quality.validation import DOCS_SITE, DatasetSuite, build_data_docs_index, run_suite
 
 GX_TEMPLATES = Path(great_expectations.__file__).parent / "render" / "view" / "templates"
 LOCAL_LOAD = re.compile(r'<(?:script|link|img)\b[^>]*\s(?:src|href)="([^"#:]+)"', re.IGNORECASE)
@@ -130,3 +132,66 @@ def test_without_npm_install_pages_stay_as_gx_wrote_them_and_one_warning_names_t
     # With the npm install, the same page is rewritten.
     assert make_offline(site) == [site / "index.html"]
     assert external_loads((site / "index.html").read_text()) == []
+
+
+GENERATED = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|\?d=[0-9T.]+Z")
+
+
+def test_the_page_a_check_renders_is_the_page_gx_renders(tmp_path, monkeypatch):
+    """Checks render their page with templates compiled once per process; GX's site build gives the same page."""
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path))
+    run_suite(amounts_suite, amounts(1), run_name="run-a")  # builds the index with GX's own site build
+    page = tmp_path / run_suite(amounts_suite, amounts(1, -2), run_name="run-b").data_docs_path
+    ours = page.read_text()
+    context = great_expectations.get_context(mode="file", project_root_dir=str(tmp_path))
+    [identifier] = [k for k in context.validation_results_store.list_keys() if k.run_id.run_name == "run-b"]
+    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[identifier], build_index=False)
+    make_offline(tmp_path / "gx" / "docs")
+    assert GENERATED.sub("", page.read_text()) == GENERATED.sub("", ours)  # element ids and times aside
+
+
+def test_the_index_rebuild_renders_missing_pages_and_leaves_the_others(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path))
+    kept = tmp_path / run_suite(amounts_suite, amounts(1), run_name="run-a").data_docs_path
+    lost = tmp_path / run_suite(amounts_suite, amounts(-1), run_name="run-b").data_docs_path
+    lost.unlink()  # as if the check had stopped between storing its result and rendering the page
+    kept_at = kept.stat().st_mtime_ns
+    index = build_data_docs_index().read_text()
+    assert lost.is_file() and external_loads(lost.read_text()) == []
+    assert kept.stat().st_mtime_ns == kept_at
+    assert "run-a" in index and "run-b" in index
+    assert (tmp_path / "gx" / "docs" / "expectations" / "amounts_suite.html").is_file()
+
+
+def test_a_changed_suite_is_saved_again_before_it_validates(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path))
+    assert run_suite(amounts_suite, amounts(5), run_name="run-a").success
+    stricter = replace(
+        amounts_suite, expectations=lambda refs: [gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=10)]
+    )
+    assert not run_suite(stricter, amounts(5), run_name="run-b").success
+    context = great_expectations.get_context(mode="file", project_root_dir=str(tmp_path))
+    [stored] = context.suites.get("amounts_suite").expectations
+    assert stored.min_value == 10
+
+
+def test_a_suite_saved_differently_elsewhere_is_saved_again(tmp_path, monkeypatch):
+    """Another process may save the same suite with other expectations (older rules, other references)."""
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path))
+    run_suite(amounts_suite, amounts(5), run_name="run-a")
+    elsewhere = great_expectations.get_context(mode="file", project_root_dir=str(tmp_path))
+    other = [gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=10)]
+    elsewhere.suites.add_or_update(great_expectations.ExpectationSuite(name="amounts_suite", expectations=other))
+    result = run_suite(amounts_suite, amounts(5), run_name="run-b")
+    assert result.success and (tmp_path / result.data_docs_path).is_file()
+    again = great_expectations.get_context(mode="file", project_root_dir=str(tmp_path))
+    assert len(again.suites.get("amounts_suite").expectations) == 2
+
+
+def test_a_project_removed_while_the_process_runs_is_created_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path))
+    run_suite(amounts_suite, amounts(1), run_name="run-a")
+    shutil.rmtree(tmp_path / "gx")
+    result = run_suite(amounts_suite, amounts(1), run_name="run-b")
+    assert (tmp_path / result.data_docs_path).is_file()
+    assert (tmp_path / "gx" / "docs" / "index.html").is_file()

@@ -280,3 +280,31 @@ def test_iso_4217_reference():
     assert not {"ZZZ", "HRK", "eur", "DEM"} & ISO_4217_ACTIVE
     assert all(re.fullmatch(r"[A-Z]{3}", code) for code in ISO_4217_ACTIVE)
     assert len(ISO_4217_ACTIVE) > 170
+
+
+@pytest.mark.parametrize("values", [[1, 2], ["1", "2"]], ids=["same-type", "other-type"])
+def test_large_sets_of_numbers_check_membership_like_pandas(values):
+    """The membership column matches Arrow types, and falls back to pandas where they differ."""
+    members = [*values, *range(10, 10 + LARGE_VALUE_SET)]
+    suite = DatasetSuite(
+        name="codes_suite",
+        table="core.codes",
+        key_columns=("code",),
+        expectations=lambda refs: [gxe.ExpectColumnValuesToBeInSet(column="code", value_set=members)],
+    )
+    result = run_suite(suite, pd.DataFrame({"code": pd.array([1, 2, 3, None], dtype="Int64")}))
+    outcome = result.outcome(IN_SET.format("code"))
+    expected = [{"code": 3}] if values == [1, 2] else [{"code": 1}, {"code": 2}, {"code": 3}]
+    assert list(outcome.failing_keys) == expected
+    assert outcome.unexpected_count == len(expected)
+
+
+def test_narrow_integer_columns_validate_like_bigint_ones():
+    """INTEGER columns are widened for GX's vectorised comparisons; outcomes are those of BIGINT columns."""
+    frame = prices()
+    frame.loc[1, "cent_amount"] = -1
+    frame.loc[2, "fraction_digits"] = 9
+    narrow = frame.astype({"cent_amount": "int32", "fraction_digits": "int16"})
+    result = run_suite(prices_suite, narrow)
+    assert len(result.failed) == 2
+    assert result.outcomes == run_suite(prices_suite, frame).outcomes
