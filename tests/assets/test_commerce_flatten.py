@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pytest
@@ -19,7 +20,7 @@ from assets.commerce import (
     flatten_inventory,
     flatten_products,
 )
-from assets.landing import flattened_rows
+from assets.landing import SqlFlatten, flattened_rows
 
 CATALOG = (PRODUCTS, PRODUCT_VARIANTS, PRICES)
 
@@ -155,3 +156,13 @@ def test_inventory_entries_and_channels():
     ].to_pylist()
     assert (located["longitude"], located["latitude"], located["roles"]) == (-73.9857, 40.7484, '["InventorySupply"]')
     assert (unlocated["latitude"], unlocated["country"], unlocated["roles"]) == (None, "FR", "[]")
+
+
+def test_a_batch_failing_for_no_single_document_is_not_blamed_on_one():
+    """An error no document causes alone (out of memory, say) is raised as it is, naming no record."""
+    whole_batch_only = SqlFlatten(
+        prepare=(),
+        tables={"t": "SELECT CASE WHEN (SELECT count(*) FROM documents) > 1 THEN error('batch too large') END AS x"},
+    )
+    with pytest.raises(duckdb.Error, match="batch too large"):
+        whole_batch_only(batch(FULL_PRODUCT, {**FULL_PRODUCT, "id": "p-2"}))
