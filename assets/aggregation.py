@@ -33,8 +33,8 @@ from assets.inventory import (
     scope_metadata,
     watermarks,
 )
-from assets.landing import asset_key, held_open, json_text, materialization, read_table
-from resources.hub import HUB_POOL, HubResource, TableSpec
+from assets.landing import asset_key, json_text, materialization, read_table
+from resources.hub import HUB_POOL, HubResource, TableSpec, held_open
 from resources.rules import RulesResource
 
 GROUP = "serving"

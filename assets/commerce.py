@@ -16,14 +16,13 @@ from assets.landing import (
     SqlFlatten,
     asset_key,
     conformed_assets,
-    held_open,
     json_fields,
     land_pages,
     materialization,
     raw_table,
 )
 from resources.commerce import CommerceToolsResource, format_timestamp
-from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
+from resources.hub import HUB_POOL, HubResource, Load, TableSpec, held_open, quoted
 
 GROUP = "commerce"
 # A deletion lands in raw as the record's last document with this field set (a tombstone), so it

@@ -23,9 +23,9 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from assets.commerce import INVENTORY_ENTRIES
-from assets.landing import asset_key, held_open, materialization
+from assets.landing import asset_key, materialization
 from assets.warehouse import STOCK_LEVELS
-from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
+from resources.hub import HUB_POOL, HubResource, Load, TableSpec, held_open, quoted
 from resources.rules import RulesResource
 
 GROUP = "serving"

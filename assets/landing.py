@@ -9,7 +9,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -25,7 +24,7 @@ from quality.config import quality_rules
 from quality.quarantine import QUARANTINE, Quarantined, quarantine_rows
 from quality.reconciliation import RECONCILE_CHECK, reconcile, reconciliation_result, threshold_result
 from quality.rows import ROW_SUITES, THRESHOLD_CHECK, BatchRefused, RowGate
-from resources.hub import HUB_POOL, HubResource, Load, TableSpec, quoted
+from resources.hub import HUB_POOL, HubResource, Load, TableSpec, held_open, quoted
 
 PythonFlatten = Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]]
 """Source documents into `{table name: {column: values}}`."""
@@ -160,12 +159,6 @@ def read_table(hub: HubResource, spec: TableSpec, sql: str, params: list | None 
     if not hub.backend.table_exists(spec.name):
         return pd.DataFrame(columns=spec.column_names)
     return hub.read_frame(sql, params)
-
-
-def held_open(hub: HubResource) -> AbstractContextManager[Any]:
-    """One open of an embedded hub for everything inside (DuckDB's `session`); a server hub needs none."""
-    session = getattr(hub.backend, "session", None)
-    return session() if session is not None else nullcontext()
 
 
 def json_text(value: Any) -> str | None:

@@ -30,7 +30,7 @@ from assets.inventory import (
     stage_keys,
     watermarks,
 )
-from assets.landing import asset_key, held_open, materialization
+from assets.landing import asset_key, materialization
 from assets.warehouse import (
     MINOR_UNITS,
     PURCHASE_ORDER_LINES,
@@ -39,7 +39,7 @@ from assets.warehouse import (
     SUPPLIERS,
     WAREHOUSES,
 )
-from resources.hub import HUB_POOL, HubResource, TableSpec
+from resources.hub import HUB_POOL, HubResource, TableSpec, held_open
 from resources.rules import RulesResource
 
 GROUP = "serving"

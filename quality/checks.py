@@ -7,7 +7,6 @@ Blocking: a failed suite stops assets downstream of the checked one.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 import dagster as dg
@@ -17,7 +16,7 @@ from quality.config import QualityRules, quality_rules
 from quality.history import record_validation
 from quality.paths import quality_dir, report_path
 from quality.validation import DatasetSuite, HubTable, SuiteResult, has_large_sets, run_suite
-from resources.hub import HubResource, quoted
+from resources.hub import HubResource, held_open, quoted
 from resources.hub.postgres import PostgresHub
 
 AssetKeyLike = dg.AssetKey | str | Sequence[str]
@@ -77,16 +76,6 @@ def suite_data(
     return hub.read_frame(suite.select_sql())
 
 
-def _held_open(hub: HubResource) -> AbstractContextManager[Any]:
-    """One open of an embedded hub for a whole check (DuckDB's `session`); a server hub needs none.
-
-    Opening the file costs tens of milliseconds, more under load; a check would otherwise open it for
-    each reference, the table, its batch id and the history load.
-    """
-    session = getattr(hub.backend, "session", None)
-    return session() if session is not None else nullcontext()
-
-
 def build_suite_check(
     suite: DatasetSuite,
     asset_key: AssetKeyLike,
@@ -110,7 +99,7 @@ def build_suite_check(
     )
     def _suite_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         hub: HubResource = context.resources.hub
-        with _held_open(hub):
+        with held_open(hub):
             references, rules = load_references(hub, suite), quality_rules()
             data = suite_data(hub, suite, references, rules)
             batch_id = hub.scalar(f"SELECT max(_batch_id) FROM {quoted(suite.table)}")

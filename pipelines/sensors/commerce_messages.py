@@ -24,7 +24,6 @@ import orjson
 import pandas as pd
 
 from assets.commerce import RAW_INVENTORY_ENTRIES, RAW_PRODUCT_PROJECTIONS
-from assets.landing import held_open
 from pipelines.change_events import (
     CHANGE_EVENTS,
     ChangeEvent,
@@ -40,7 +39,7 @@ from pipelines.jobs import (
     commerce_changes_job_for,
 )
 from resources.commerce import CommerceToolsResource, MessagePosition
-from resources.hub import HubResource
+from resources.hub import HubResource, held_open
 
 SOURCE = "commerce"
 SYNC_KEY = f"events:{SOURCE}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import dagster as dg
@@ -25,6 +25,7 @@ __all__ = [
     "MergeResult",
     "SyncState",
     "TableSpec",
+    "held_open",
     "open_hub",
     "quoted",
 ]
@@ -104,3 +105,13 @@ class HubResource(dg.ConfigurableResource):
     def ensure_table(self, spec: TableSpec) -> None:
         self.backend.ensure_schemas()
         self.backend.ensure_table(spec)
+
+
+def held_open(hub: HubResource) -> AbstractContextManager[Any]:
+    """One open of an embedded hub for everything inside (DuckDB's `session`); a server hub needs none.
+
+    Opening the DuckDB file costs tens of milliseconds, more under load; a step that reads and writes
+    the hub statement by statement would pay that for each.
+    """
+    session = getattr(hub.backend, "session", None)
+    return session() if session is not None else nullcontext()
