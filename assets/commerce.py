@@ -17,6 +17,7 @@ from assets.landing import (
     asset_key,
     conformed_assets,
     json_fields,
+    land_json_pages,
     land_pages,
     materialization,
     raw_table,
@@ -440,13 +441,13 @@ def commerce_raw_asset(endpoint: str, spec: TableSpec, resource_type: str | None
                 load, applied = apply_changes(commerce, hub, spec, endpoint, resource_type, config.upto_batch_id)
                 return materialization(hub, spec, load, mode=config.mode, **applied)
         state = hub.sync_state(spec.name)
+        source = f"commerce/{endpoint}"
         if config.mode == "incremental" and state and state.watermark:
             since = state.watermark - timedelta(seconds=config.lookback_seconds)
             context.log.info(f"{spec.name}: records of {endpoint} changed since {since.isoformat()}")
-            pages = commerce.changed_pages(endpoint, since)
-        else:
-            pages = commerce.export_pages(endpoint)
-        load = land_pages(context, hub, spec, pages, source=f"commerce/{endpoint}")
+            load = land_pages(context, hub, spec, commerce.changed_pages(endpoint, since), source)
+        else:  # a full export lands its pages as JSON text: DuckDB reads them in C
+            load = land_json_pages(context, hub, spec, commerce.export_bodies(endpoint), source)
         watermark = load.watermark.isoformat() if load.watermark else None
         return materialization(hub, spec, load, mode=config.mode, watermark=watermark)
 

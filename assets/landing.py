@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 import dagster as dg
 import duckdb
@@ -55,7 +55,7 @@ class SqlFlatten:
             raise ValueError(f"{source} record {record_id!r} cannot be conformed: {reason}") from None
 
     def _run(self, batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Table]:
-        with _flatten_engine().cursor() as con:  # its temp tables go with it
+        with sql_engine().cursor() as con:  # its temp tables go with it
             con.execute("SET TimeZone = 'UTC'")
             con.register("documents", batch)
             for statement in self.prepare:
@@ -84,8 +84,11 @@ Flatten = PythonFlatten | SqlFlatten
 
 
 @functools.cache
-def _flatten_engine() -> duckdb.DuckDBPyConnection:
-    """The process's in-memory DuckDB for `SqlFlatten`: opening a database costs 10 to 20 ms, a cursor on it nothing."""
+def sql_engine() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB for reading JSON in C (`SqlFlatten`, `land_json_pages`).
+
+    Opening a database costs 10 to 20 ms, a cursor on it nothing.
+    """
     return duckdb.connect()
 
 
@@ -114,6 +117,8 @@ PROGRESS_EVERY_PAGES = 50
 CONFORM_BATCH_ROWS = 2_000
 #: pages are typed and staged this many records at a time: pyarrow's per-call cost is paid per chunk, not per page
 LAND_CHUNK_RECORDS = 5_000
+#: pages kept as JSON text are staged this many bytes at a time: DuckDB binds its SQL once per chunk
+LAND_CHUNK_BYTES = 16 << 20
 #: what a record that cannot be identified or typed raises while its raw row is built
 LANDING_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, pa.ArrowException)
 #: a source document larger than this is quarantined (cut to its first KEPT_BYTES) instead of landing
@@ -165,6 +170,14 @@ def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+class JsonPage(Protocol):
+    """A page of records as its source sent it: JSON text with the records under `results`."""
+
+    text: str
+    count: int
+    fetched_at: datetime
+
+
 def land_pages(
     context: dg.AssetExecutionContext,
     hub: HubResource,
@@ -181,46 +194,127 @@ def land_pages(
     For feeds read by cursor, `cursor()` is asked once the pages are consumed, and what it gives
     commits as the sync cursor together with the data.
     """
+
+    def stage(load: Load, chunk: list[tuple[Sequence[dict[str, Any]], datetime]], started_at: datetime) -> None:
+        records = [record for page, _ in chunk for record in page]
+        extracted_at = [at for page, at in chunk for _ in page]
+        if records:
+            table, bad = _landable(spec, shape, records, source, extracted_at)
+            _stage_landed(context, load, spec, source, table, bad, started_at)
+
+    stamped = ((page, datetime.now(UTC)) for page in pages)
+    return _land(context, hub, spec, stamped, lambda page: len(page[0]), LAND_CHUNK_RECORDS, stage, cursor)
+
+
+def land_json_pages(
+    context: dg.AssetExecutionContext, hub: HubResource, spec: TableSpec, pages: Iterable[JsonPage], source: str
+) -> Load:
+    """`land_pages` for commercetools-shaped pages kept as JSON text (`COMMERCETOOLS` record shape).
+
+    DuckDB splits, checks and types the records in C, so no Python object is built per record;
+    records it finds unlandable (no string id, no integer version, a modification time that is no
+    time, too large) go through `land_pages`' own checks, for the same quarantine and reasons.
+    """
+
+    def stage(load: Load, chunk: list[JsonPage], started_at: datetime) -> None:
+        if not chunk:
+            return
+        table, unlandable = _typed_json_records(chunk, source)
+        bad: list[Quarantined] = []
+        if unlandable.num_rows:
+            records = [orjson.loads(text) for text in unlandable.column("document").to_pylist()]
+            good, bad = _landable(spec, COMMERCETOOLS, records, source, unlandable.column("_extracted_at").to_pylist())
+            table = pa.concat_tables([table, good])
+        _stage_landed(context, load, spec, source, table, bad, started_at)
+
+    return _land(context, hub, spec, pages, lambda page: len(page.text), LAND_CHUNK_BYTES, stage, None)
+
+
+# Each page is parsed twice in C, once for the documents and once for the fields that key a raw row;
+# a record lands when its id is a non-empty string, its version an integer, its modification time
+# absent or a time, and its document within MAX_DOCUMENT_BYTES. Rows keep their page order.
+_KEY_FIELDS = orjson.dumps({"results": [{"id": JSON, "version": JSON, "lastModifiedAt": JSON}]}).decode()
+_JSON_RECORDS = f"""
+    SELECT key.id ->> '$' AS id, TRY_CAST(key.version AS BIGINT) AS version,
+        TRY_CAST(key.lastModifiedAt ->> '$' AS TIMESTAMPTZ) AS last_modified_at,
+        CAST(document AS VARCHAR) AS document, fetched_at AS _extracted_at, $source AS _source,
+        coalesce(
+            json_type(key.id) = 'VARCHAR' AND key.id ->> '$' <> ''
+            AND json_type(key.version) IN ('BIGINT', 'UBIGINT') AND TRY_CAST(key.version AS BIGINT) IS NOT NULL
+            AND (coalesce(json_type(key.lastModifiedAt), 'NULL') = 'NULL'
+                OR json_type(key.lastModifiedAt) = 'VARCHAR'
+                AND TRY_CAST(key.lastModifiedAt ->> '$' AS TIMESTAMPTZ) IS NOT NULL)
+            AND strlen(CAST(document AS VARCHAR)) <= {MAX_DOCUMENT_BYTES},
+            false) AS landable
+    FROM (SELECT fetched_at, unnest(json_extract(text, '$.results[*]')) AS document,
+            unnest(json_transform(text, '{_KEY_FIELDS}').results) AS key
+          FROM pages)"""
+
+
+def _typed_json_records(pages: Sequence[JsonPage], source: str) -> tuple[pa.Table, pa.Table]:
+    """The raw rows of the records in `pages`: (those that land, those `land_pages`' checks must judge)."""
+    frame = pa.table(
+        {
+            "text": pa.array([p.text for p in pages], pa.string()),
+            "fetched_at": pa.array([p.fetched_at for p in pages], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    with sql_engine().cursor() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("pages", frame)
+        rows = con.sql(_JSON_RECORDS, params={"source": source}).to_arrow_table()
+    landable = rows.column("landable")
+    rows = rows.drop_columns(["landable"])
+    return rows.filter(landable), rows.filter(pa.compute.invert(landable))
+
+
+def _land(
+    context: dg.AssetExecutionContext,
+    hub: HubResource,
+    spec: TableSpec,
+    pages: Iterable[Any],
+    size: Callable[[Any], int],
+    chunk_size: int,
+    stage: Callable[[Load, list[Any], datetime], None],
+    cursor: Callable[[], str | None] | None,
+) -> Load:
+    """Hand `pages` to `stage` about `chunk_size` (by `size`) at a time, in one load, logging progress."""
     started_at = datetime.now(UTC)
     clock, records = time.monotonic(), 0
     with held_open(hub), hub.load(spec.name) as load:
         load.stage(spec)  # an empty export still creates the table and commits the sync state
-        chunk: list[dict[str, Any]] = []
-        extracted_at: list[datetime] = []
+        chunk: list[Any] = []
+        chunked = 0
         for number, page in enumerate(pages, start=1):
-            chunk += page
-            extracted_at += [datetime.now(UTC)] * len(page)
-            records += len(page)
-            if len(chunk) >= LAND_CHUNK_RECORDS:
-                _stage_records(context, load, spec, shape, chunk, source, extracted_at, started_at)
-                chunk, extracted_at = [], []
+            chunk.append(page)
+            chunked += size(page)
+            records += len(page[0]) if isinstance(page, tuple) else page.count
+            if chunked >= chunk_size:
+                stage(load, chunk, started_at)
+                chunk, chunked = [], 0
             if number % PROGRESS_EVERY_PAGES == 0:
                 rate = records / max(time.monotonic() - clock, 1e-9)
                 context.log.info(f"{spec.name}: {records:,} records staged from {number} pages ({rate:,.0f}/s)")
-        _stage_records(context, load, spec, shape, chunk, source, extracted_at, started_at)
+        stage(load, chunk, started_at)
         if cursor is not None:
             load.advance(cursor=cursor())
     return load
 
 
-def _stage_records(
+def _stage_landed(
     context: dg.AssetExecutionContext,
     load: Load,
     spec: TableSpec,
-    shape: RecordShape,
-    records: Sequence[dict[str, Any]],
     source: str,
-    extracted_at: Sequence[datetime],
+    table: pa.Table,
+    bad: Sequence[Quarantined],
     started_at: datetime,
 ) -> None:
-    """Stage the raw rows of `records`, quarantine those that cannot land, and move the watermark."""
-    if not records:
-        return
-    table, bad = _landable(spec, shape, records, source, extracted_at)
+    """Stage raw rows, quarantine the records that cannot land, and move the watermark."""
     load.stage(spec).append(table)
     if bad:
         context.log.warning(f"{spec.name}: {len(bad)} record(s) of {source} quarantined: {bad[0].reason}")
-        load.stage(QUARANTINE).append(quarantine_rows(spec.name, source, None, bad))
+        load.stage(QUARANTINE).append(quarantine_rows(spec.name, source, None, list(bad)))
     newest = pa.compute.max(table["last_modified_at"]).as_py()
     if newest is not None:
         load.advance(watermark=min(newest, started_at))
@@ -241,6 +335,10 @@ def _raw_rows(
             raise ValueError(f"'id' is {record_id!r}, not a non-empty string")
         if shape.version and (isinstance(version, bool) or not isinstance(version, int)):
             raise ValueError(f"'version' is {version!r}, not an integer")
+    modified_at = [shape.modified_at(r) for r in page]
+    for value in modified_at:
+        if value is not None and not isinstance(value, (str, datetime)):
+            raise ValueError(f"the modification time is {value!r}, not a timestamp")
     documents = [orjson.dumps(r).decode() for r in page]
     for document in documents:
         if len(document) > MAX_DOCUMENT_BYTES:
@@ -249,7 +347,7 @@ def _raw_rows(
         {
             "id": ids,
             "version": versions,
-            "last_modified_at": [shape.modified_at(r) for r in page],
+            "last_modified_at": modified_at,
             "document": documents,
             "_extracted_at": extracted_at,
             "_source": [source] * len(page),

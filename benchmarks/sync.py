@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -14,27 +14,28 @@ from assets.commerce import commerce_assets
 from benchmarks.simulator import CLIENT_ID, CLIENT_SECRET, PROJECT_KEY
 from quality.checks import build_suite_checks
 from quality.commerce import COMMERCE_SUITES
-from resources.commerce import CommerceToolsResource, Page
+from resources.commerce import CommerceToolsResource, Page, PageBody
 from resources.hub import HUB_POOL, HubResource
 
 RAW_ASSETS = [a for a in commerce_assets if all(k.path[0] == "raw" for k in a.keys)]
 RAW_STEPS = {a.op.name for a in RAW_ASSETS}
 CORE_STEPS = {a.op.name for a in commerce_assets} - RAW_STEPS
 CHECKS = build_suite_checks(COMMERCE_SUITES, pool=HUB_POOL)
+T = TypeVar("T")
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 # Filled while pages are consumed (runs are in-process): seconds waiting for pages, and records.
 _extract = {"seconds": 0.0, "records": 0}
 
 
-def _timed(pages: Iterator[Page]) -> Iterator[Page]:
+def _timed(pages: Iterator[T]) -> Iterator[T]:
     while True:
         started = time.perf_counter()
         page = next(pages, None)
         _extract["seconds"] += time.perf_counter() - started
         if page is None:
             return
-        _extract["records"] += len(page)
+        _extract["records"] += page.count if isinstance(page, PageBody) else len(page)
         yield page
 
 
@@ -43,6 +44,9 @@ class TimedCommerce(CommerceToolsResource):
 
     def export_pages(self, resource: str, where: Sequence[str] = ()) -> Iterator[Page]:
         return _timed(super().export_pages(resource, where))
+
+    def export_bodies(self, resource: str, where: Sequence[str] = ()) -> Iterator[PageBody]:
+        return _timed(super().export_bodies(resource, where))
 
     def changed_pages(self, resource: str, since: datetime) -> Iterator[Page]:
         return _timed(super().changed_pages(resource, since))

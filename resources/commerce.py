@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
+import duckdb
+import orjson
 from pydantic import Field, PrivateAttr
 
-from resources.http import ExternalSystemError, HttpClient, RetryPolicy, prefetched
+from resources.http import ExternalSystemError, HttpClient, RetryPolicy, UnreadableBody, prefetched
 
 SYSTEM = "commerce"
 MAX_PAGE_SIZE = 500
@@ -33,6 +37,48 @@ def format_timestamp(value: datetime) -> str:
 
 
 _AFTER_POSITION = "createdAt > :ts or (createdAt = :ts and id > :id)"
+
+
+@dataclass(frozen=True)
+class PageBody:
+    """One page of a query as the API sent it: the JSON text, unparsed, and what paging needs of it."""
+
+    text: str
+    count: int
+    last_id: str | None
+    total: int | None
+    fetched_at: datetime
+
+    def records(self) -> Page:
+        return orjson.loads(self.text)["results"]
+
+
+_PAGE_SUMMARY = """
+    SELECT json_type(page, '$.results'), json_array_length(page, '$.results'),
+        json_extract_string(page, '$.results[#-1].id'), TRY_CAST(json_extract(page, '$.total') AS BIGINT)
+    FROM (SELECT CAST(? AS JSON) AS page)"""
+
+
+@functools.cache
+def _json_reader() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+def read_page_body(body: bytes) -> PageBody:
+    """A query response kept as text, with its record count, last id and total read by DuckDB in C.
+
+    No Python object is built per record, and the GIL is free meanwhile: the pipeline hands the text
+    to DuckDB again to land it. A body that is not a JSON page of results raises `UnreadableBody`.
+    """
+    try:
+        text = body.decode()
+        with _json_reader().cursor() as con:
+            kind, count, last_id, total = con.execute(_PAGE_SUMMARY, [text]).fetchone()
+    except (UnicodeDecodeError, duckdb.Error) as exc:
+        raise UnreadableBody(f"not a JSON page ({type(exc).__name__})") from None
+    if kind != "ARRAY":
+        raise UnreadableBody("the page has no 'results' list")
+    return PageBody(text, count, last_id, total, datetime.now(UTC))
 
 
 class ClientCredentialsAuth:
@@ -112,24 +158,37 @@ class CommerceToolsResource(dg.ConfigurableResource):
         Offset paging stops at 10,000 and shifts when records change mid-export; `id > last`
         with `sort=id asc` does neither. The next page is fetched while the caller works on this one.
         """
+        return prefetched(body.records() for body in self._export(resource, where))
+
+    def export_bodies(self, resource: str, where: Sequence[str] = ()) -> Iterator[PageBody]:
+        """The pages of `export_pages` as the API sent them, unparsed: for loaders that hand JSON text on."""
         return prefetched(self._export(resource, where))
 
-    def _export(self, resource: str, where: Sequence[str]) -> Iterator[Page]:
+    def _export(self, resource: str, where: Sequence[str]) -> Iterator[PageBody]:
         last_id: str | None = None
+        sort = ("id asc",)
         while True:
             clauses = list(where)
             variables: dict[str, str] = {}
             if last_id is not None:
                 clauses.append("id > :last_id")
                 variables["last_id"] = last_id
-            page = self._list(resource, clauses, variables, sort=("id asc",))
-            if not page:
-                page = self._confirm_empty(resource, clauses, variables, sort=("id asc",))
-            if page:
+            page = self._query(resource, clauses, variables, sort, with_total=False, read=read_page_body)
+            if not page.count:
+                page = self._confirm_empty(resource, clauses, variables, sort)
+            if page.count:
                 yield page
-            if len(page) < self.page_size:
+            if page.count < self.page_size:
                 return
-            last_id = page[-1]["id"]
+            if not isinstance(page.last_id, str):
+                raise ExternalSystemError(
+                    SYSTEM,
+                    f"GET /{self.project_key}/{resource}",
+                    "the last record of a full page has no string 'id': keyset paging cannot go on",
+                    status=200,
+                    setting="COMMERCE_API_URL",
+                )
+            last_id = page.last_id
 
     def changed_pages(self, resource: str, since: datetime) -> Iterator[Page]:
         """Records of `resource` modified at or after `since`, oldest first, a page at a time.
@@ -142,8 +201,9 @@ class CommerceToolsResource(dg.ConfigurableResource):
         clauses = ["lastModifiedAt >= :since"]
         while True:
             sort = ("lastModifiedAt asc", "id asc")
-            page = self._list(resource, clauses, variables, sort) or self._confirm_empty(
-                resource, clauses, variables, sort
+            page = (
+                self._list(resource, clauses, variables, sort)
+                or self._confirm_empty(resource, clauses, variables, sort).records()
             )
             fresh = [r for r in page if (r["id"], r["version"]) not in seen]
             seen.update((r["id"], r["version"]) for r in fresh)
@@ -203,15 +263,15 @@ class CommerceToolsResource(dg.ConfigurableResource):
 
     def _confirm_empty(
         self, resource: str, where: Sequence[str], variables: Mapping[str, str], sort: Sequence[str]
-    ) -> Page:
+    ) -> PageBody:
         """An empty page ends an export only when a count agrees: a page that is empty while its total
         still counts records is asked again, a few times, then the export fails rather than stop short."""
         total = 0
         for _ in range(EMPTY_PAGE_ATTEMPTS):
-            body = self._query(resource, where, variables, sort, with_total=True)
-            total = int(body.get("total") or 0)
-            if body["results"] or not total:
-                return body["results"]
+            page = self._query(resource, where, variables, sort, with_total=True, read=read_page_body)
+            total = page.total or 0
+            if page.count or not total:
+                return page
         raise ExternalSystemError(
             SYSTEM,
             f"GET /{self.project_key}/{resource}",
@@ -233,13 +293,14 @@ class CommerceToolsResource(dg.ConfigurableResource):
         variables: Mapping[str, str | Sequence[str]],
         sort: Sequence[str],
         with_total: bool,
-    ) -> dict[str, Any]:
+        read: Callable[[bytes], Any] = orjson.loads,
+    ) -> Any:
         params: list[tuple[str, str]] = [("limit", str(self.page_size)), ("withTotal", str(with_total).lower())]
         params += [("sort", s) for s in sort]
         params += [("where", w) for w in where]
         params += [(f"var.{k}", v) for k, vs in variables.items() for v in ([vs] if isinstance(vs, str) else vs)]
         try:
-            body = self._client().get_json(f"/{self.project_key}/{resource}", params=params)
+            body = self._client().get_json(f"/{self.project_key}/{resource}", params=params, read=read)
         except ExternalSystemError as exc:
             if exc.status == 404 and exc.code == "ResourceNotFound":
                 raise ExternalSystemError(

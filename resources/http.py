@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -47,6 +47,10 @@ class ExternalSystemError(RuntimeError):
         super().__init__(f"{system}: {endpoint} failed after {attempts} attempt(s), {where}: {detail}{hint}")
 
 
+class UnreadableBody(ValueError):
+    """A response body its reader cannot read (cut short, not JSON): retried like a dropped connection."""
+
+
 class Auth(Protocol):
     """Pluggable auth: gives the Authorization header and can be told the credential went stale."""
 
@@ -77,6 +81,7 @@ _TRANSIENT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
     orjson.JSONDecodeError,
+    UnreadableBody,
 )
 
 
@@ -123,11 +128,16 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
-    def get_json(self, path: str, params: Any = None) -> Any:
-        return self.request_json("GET", path, params=params)
+    def get_json(self, path: str, params: Any = None, read: Callable[[bytes], Any] = orjson.loads) -> Any:
+        return self.request_json("GET", path, params=params, read=read)
 
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request and parse its JSON body, retrying transient failures."""
+    def request_json(
+        self, method: str, path: str, *, read: Callable[[bytes], Any] = orjson.loads, **kwargs: Any
+    ) -> Any:
+        """Send a request and `read` its JSON body (parsed by orjson by default), retrying transient failures.
+
+        A `read` that cannot read a body raises `UnreadableBody` (or orjson's error): the request is retried.
+        """
         endpoint = f"{method} {path}"
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.max_attempts),
@@ -140,7 +150,7 @@ class HttpClient:
             for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    return self._attempt(method, path, endpoint, attempts, **kwargs)
+                    return self._attempt(method, path, endpoint, attempts, read, **kwargs)
         except _Transient as exc:
             raise ExternalSystemError(
                 self.system, endpoint, exc.detail, status=exc.status, attempts=attempts, setting=self.setting
@@ -153,13 +163,15 @@ class HttpClient:
                 attempts=attempts,
                 setting=self.setting,
             ) from None
-        except (requests.exceptions.RequestException, orjson.JSONDecodeError) as exc:
+        except (requests.exceptions.RequestException, orjson.JSONDecodeError, UnreadableBody) as exc:
             raise ExternalSystemError(
                 self.system, endpoint, f"unreadable response ({type(exc).__name__})", attempts=attempts
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(self, method: str, path: str, endpoint: str, attempts: int, **kwargs: Any) -> Any:
+    def _attempt(
+        self, method: str, path: str, endpoint: str, attempts: int, read: Callable[[bytes], Any], **kwargs: Any
+    ) -> Any:
         response = self._send(method, path, **kwargs)
         if response.status_code == 401 and self.auth is not None:
             self.auth.invalidate()
@@ -181,7 +193,7 @@ class HttpClient:
                 setting=self.setting,
                 code=_error_code(body),
             )
-        return orjson.loads(response.content) if response.content else None
+        return read(response.content) if response.content else None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
