@@ -264,6 +264,7 @@ flatten_inventory = SqlFlatten(
                 {_TIMES}, CAST(p.{DELETED_AT} AS TIMESTAMPTZ) AS deleted_at
             FROM (SELECT {json_fields(_INVENTORY_ENTRY)} AS p FROM documents)"""
     },
+    batch_rows=20_000,  # small documents: 20,000 are about 6 MB
 )
 
 _CHANNEL = {

@@ -26,6 +26,9 @@ from quality.reconciliation import RECONCILE_CHECK, reconcile, reconciliation_re
 from quality.rows import ROW_SUITES, THRESHOLD_CHECK, BatchRefused, RowGate
 from resources.hub import HUB_POOL, HubResource, Load, TableSpec, held_open, quoted
 
+#: raw rows flattened at a time: 2,000 product projections peak 100 MB lower than 5,000, for the same time
+CONFORM_BATCH_ROWS = 2_000
+
 PythonFlatten = Callable[[list[dict[str, Any]]], dict[str, dict[str, list]]]
 """Source documents into `{table name: {column: values}}`."""
 
@@ -39,10 +42,13 @@ class SqlFlatten:
     projections. `prepare` runs first over `documents` (`id`, `document`: the raw JSON text);
     `tables` maps each target table to the SELECT of its rows. A document the SQL cannot read
     (a number that is not one, a timestamp that is not one) fails the batch with its id named.
+    `batch_rows` documents are flattened at a time: a few thousand large ones, more small ones, as
+    each batch costs a few milliseconds to bind its SQL.
     """
 
     prepare: tuple[str, ...]
     tables: dict[str, str]
+    batch_rows: int = CONFORM_BATCH_ROWS
 
     def __call__(self, batch: pa.RecordBatch | pa.Table, source: str = "source") -> dict[str, pa.Table]:
         try:
@@ -113,8 +119,6 @@ RAW_COLUMNS = (
     ("_source", "text"),
 )
 PROGRESS_EVERY_PAGES = 50
-#: raw rows flattened at a time: 2,000 product projections peak 100 MB lower than 5,000, for the same time
-CONFORM_BATCH_ROWS = 2_000
 #: pages are typed and staged this many records at a time: pyarrow's per-call cost is paid per chunk, not per page
 LAND_CHUNK_RECORDS = 5_000
 #: pages kept as JSON text are staged this many bytes at a time: DuckDB binds its SQL once per chunk
@@ -143,10 +147,13 @@ COMMERCETOOLS = RecordShape()
 
 
 def raw_table(table: str, description: str, *, versioned: bool = True) -> TableSpec:
-    """A raw landing table: the source document whole, keyed by source id, newest version kept."""
-    if versioned:
-        return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), version_column="version", description=description)
-    return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), change_columns=("document",), description=description)
+    """A raw landing table: the source document whole, keyed by source id, newest version kept.
+
+    An embedded hub keeps the key without an index (`key_index`): for 705,000 inventory documents the
+    index cost over a second of a full load, and made the commit write everything to the WAL first.
+    """
+    changes = {"version_column": "version"} if versioned else {"change_columns": ("document",)}
+    return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), key_index=False, description=description, **changes)
 
 
 def asset_key(spec: TableSpec) -> dg.AssetKey:
@@ -404,7 +411,7 @@ def conform(
     raw: TableSpec,
     targets: Sequence[TableSpec],
     flatten: Flatten,
-    batch_size: int = CONFORM_BATCH_ROWS,
+    batch_size: int | None = None,
     run_id: str | None = None,
 ) -> Load:
     """Turn the raw rows landed since the last conform into core rows, in one atomic load.
@@ -416,6 +423,8 @@ def conform(
     `quality.quarantine` and the counts to `ops.batch_counts`, in the same load; a table with too
     many failing rows refuses the whole batch (`BatchRefused`), and nothing of it merges.
     """
+    if batch_size is None:
+        batch_size = flatten.batch_rows if isinstance(flatten, SqlFlatten) else CONFORM_BATCH_ROWS
     with held_open(hub):
         return _conform(hub, raw, targets, flatten, batch_size, run_id)
 

@@ -50,8 +50,9 @@ class BearerKey:
     def header(self) -> str:
         return f"Bearer {self._key}"
 
-    def invalidate(self) -> None:
+    def invalidate(self, stale: str | None = None) -> bool:
         """A static key cannot be renewed; the caller reports the refusal."""
+        return False
 
     def note_refusal(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """`requests` response hook: remembers Google's reason (ErrorInfo) when a 401 refuses the key."""

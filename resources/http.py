@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -56,7 +56,9 @@ class Auth(Protocol):
 
     def header(self) -> str: ...
 
-    def invalidate(self) -> None: ...
+    def invalidate(self, stale: str | None) -> bool:
+        """`stale` (a header `header()` gave) was refused; True when the next header is a new credential."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,10 @@ class HttpClient:
     ) -> Any:
         response = self._send(method, path, **kwargs)
         if response.status_code == 401 and self.auth is not None:
-            self.auth.invalidate()
+            renewed = self.auth.invalidate(response.request.headers.get("Authorization"))
             response = self._send(method, path, **kwargs)
+            if response.status_code == 401 and renewed:  # revoked again at once (a parallel stream renewed it)
+                raise _Transient(401, _error_summary(response))
         if response.status_code in TRANSIENT_STATUSES:
             raise _Transient(
                 response.status_code,
@@ -249,7 +253,17 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     An error raised by `items` is raised here, where it would have been. Closing the returned generator
     stops the thread once its current item is done.
     """
-    buffer: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    return interleaved([items], depth)
+
+
+def interleaved(streams: Sequence[Iterator[T]], depth: int = 2) -> Iterator[T]:
+    """The items of every stream, each produced by a thread of its own, in the order they arrive.
+
+    Each stream keeps its own order and runs up to `depth` items ahead of the caller. The first error
+    of any stream is raised here, after the other streams are stopped; closing the returned generator
+    stops every thread once its current item is done.
+    """
+    buffer: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth * len(streams))
     stopped = threading.Event()
 
     def put(entry: tuple[bool, Any]) -> bool:
@@ -261,7 +275,7 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 continue
         return False
 
-    def produce() -> None:
+    def produce(items: Iterator[T]) -> None:
         try:
             for item in items:
                 if not put((False, item)):
@@ -274,16 +288,20 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=produce, args=(s,), name="prefetch", daemon=True) for s in streams]
+    for thread in threads:
+        thread.start()
     try:
-        while True:
+        running = len(threads)
+        while running:
             done, value = buffer.get()
-            if done:
-                if value is not None:
-                    raise value
-                return
-            yield value
+            if not done:
+                yield value
+                continue
+            if value is not None:
+                raise value
+            running -= 1
     finally:
         stopped.set()
-        thread.join()
+        for thread in threads:
+            thread.join()

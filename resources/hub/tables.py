@@ -42,6 +42,8 @@ class TableSpec:
     or `append`, which inserts rows whose key is new and never touches a stored row (event history).
     An upsert skips rows that did not change: by a growing `version_column` when the source has
     one, else by comparing `change_columns` (default: every non-key column).
+    `key_index=False` lets an embedded (DuckDB) hub keep the key by the merge alone, without a
+    primary-key index: for bulk-loaded landing tables, where building the index costs more than it saves.
     """
 
     name: str
@@ -51,6 +53,7 @@ class TableSpec:
     merge: str = "upsert"
     parent_key: str | None = None
     change_columns: tuple[str, ...] = ()
+    key_index: bool = True
     description: str = ""
     column_descriptions: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 

@@ -43,6 +43,27 @@ def test_full_export_of_inventory_matches_the_simulator(simulator: Simulator, co
     assert len(ids) == len(set(ids)) == simulator.stats()["commerce"]["inventory_entries"]
 
 
+def test_a_token_revoked_again_right_after_its_renewal_is_renewed_again(simulator: Simulator):
+    """Several streams share one token: one renews it, another's request revokes it at once (here: every
+    third request to the API revokes every token). The refused request is retried, not failed."""
+    commerce = commerce_resource(simulator, export_streams=3)
+    simulator.admin("POST", "faults", faults=[{"kind": "expire_token", "every": 3, "path_prefix": "/commerce/"}])
+    records = [r for page in commerce.export_bodies("inventory") for r in page.records()]
+    assert len(records) == simulator.stats()["commerce"]["inventory_entries"]
+    assert _answered(simulator, 401) > 3
+
+
+@pytest.mark.parametrize("streams", [1, 2, 3, 16])
+def test_export_bodies_over_id_ranges_gives_every_record_once(simulator: Simulator, streams: int):
+    commerce = commerce_resource(simulator, export_streams=streams)
+    for resource in ("inventory", "product-projections", "channels"):
+        pages = list(commerce.export_bodies(resource))
+        records = [r for page in pages for r in page.records()]
+        assert [page.count for page in pages] == [len(page.records()) for page in pages]
+        assert sorted(r["id"] for r in records) == sorted(_ids(commerce.export_pages(resource)))
+        assert len({r["id"] for r in records}) == len(records)
+
+
 def test_export_pages_honours_an_extra_where_predicate(commerce: CommerceToolsResource):
     first = next(commerce.export_pages("product-projections"))
     wanted = [r["key"] for r in first[:3]]

@@ -1,4 +1,5 @@
-"""`prefetched`: pages produced ahead by a thread arrive in order, errors where they happened, and it stops."""
+"""`prefetched` and `interleaved`: pages produced ahead by threads arrive in order (per stream), errors where
+they happened, and every thread stops."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 import pytest
 
-from resources.http import prefetched
+from resources.http import interleaved, prefetched
 
 
 def test_items_arrive_in_order_and_all_of_them():
@@ -43,3 +44,30 @@ def test_closing_early_stops_the_thread_and_closes_the_source():
     items.close()
     assert closed.is_set()  # the thread has finished: it closes the source on its way out
     assert len(produced) <= 4  # the one taken, the buffered ones, the one waiting to be put
+
+
+def test_interleaved_streams_give_every_item_once_each_stream_in_its_order():
+    streams = [iter(range(start, 3_000, 3)) for start in range(3)]
+    items = list(interleaved(streams, depth=2))
+    assert sorted(items) == list(range(3_000))
+    for start in range(3):
+        assert [i for i in items if i % 3 == start] == list(range(start, 3_000, 3))
+
+
+def test_an_error_in_one_stream_stops_the_others_and_is_raised():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            yield from range(1_000_000)
+        finally:
+            closed.set()
+
+    def broken():
+        yield -1
+        raise ValueError("range 2 is broken")
+
+    with pytest.raises(ValueError, match="range 2 is broken"):
+        for _ in interleaved([endless(), broken()]):
+            pass
+    assert closed.is_set()
