@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import dagster as dg
 import duckdb
@@ -24,7 +24,10 @@ from quality.config import quality_rules
 from quality.quarantine import QUARANTINE, Quarantined, quarantine_rows
 from quality.reconciliation import RECONCILE_CHECK, reconcile, reconciliation_result, threshold_result
 from quality.rows import ROW_SUITES, THRESHOLD_CHECK, BatchRefused, RowGate
+from resources.http import prefetched
 from resources.hub import HUB_POOL, HubResource, Load, TableSpec, held_open, quoted
+
+T = TypeVar("T")
 
 #: raw rows flattened at a time: 2,000 product projections peak 100 MB lower than 5,000, for the same time
 CONFORM_BATCH_ROWS = 2_000
@@ -118,11 +121,11 @@ RAW_COLUMNS = (
     ("_extracted_at", "timestamp"),
     ("_source", "text"),
 )
-PROGRESS_EVERY_PAGES = 50
+PROGRESS_EVERY_RECORDS = 50_000
 #: pages are typed and staged this many records at a time: pyarrow's per-call cost is paid per chunk, not per page
 LAND_CHUNK_RECORDS = 5_000
 #: pages kept as JSON text are staged this many bytes at a time: DuckDB binds its SQL once per chunk
-LAND_CHUNK_BYTES = 16 << 20
+LAND_CHUNK_BYTES = 4 << 20
 #: what a record that cannot be identified or typed raises while its raw row is built
 LANDING_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, pa.ArrowException)
 #: a source document larger than this is quarantined (cut to its first KEPT_BYTES) instead of landing
@@ -202,15 +205,13 @@ def land_pages(
     commits as the sync cursor together with the data.
     """
 
-    def stage(load: Load, chunk: list[tuple[Sequence[dict[str, Any]], datetime]], started_at: datetime) -> None:
+    def raw_rows(chunk: list[tuple[Sequence[dict[str, Any]], datetime]]) -> tuple[pa.Table, list[Quarantined]]:
         records = [record for page, _ in chunk for record in page]
-        extracted_at = [at for page, at in chunk for _ in page]
-        if records:
-            table, bad = _landable(spec, shape, records, source, extracted_at)
-            _stage_landed(context, load, spec, source, table, bad, started_at)
+        return _landable(spec, shape, records, source, [at for page, at in chunk for _ in page])
 
     stamped = ((page, datetime.now(UTC)) for page in pages)
-    return _land(context, hub, spec, stamped, lambda page: len(page[0]), LAND_CHUNK_RECORDS, stage, cursor)
+    chunks = _chunked(stamped, lambda page: len(page[0]), LAND_CHUNK_RECORDS)
+    return _land(context, hub, spec, source, map(raw_rows, chunks), cursor)
 
 
 def land_json_pages(
@@ -218,23 +219,22 @@ def land_json_pages(
 ) -> Load:
     """`land_pages` for commercetools-shaped pages kept as JSON text (`COMMERCETOOLS` record shape).
 
-    DuckDB splits, checks and types the records in C, so no Python object is built per record;
-    records it finds unlandable (no string id, no integer version, a modification time that is no
+    DuckDB splits, checks and types the records in C, so no Python object is built per record, in a
+    thread of its own: the next chunk is typed while this one is staged and pages keep arriving.
+    Records it finds unlandable (no string id, no integer version, a modification time that is no
     time, too large) go through `land_pages`' own checks, for the same quarantine and reasons.
     """
 
-    def stage(load: Load, chunk: list[JsonPage], started_at: datetime) -> None:
-        if not chunk:
-            return
+    def raw_rows(chunk: list[JsonPage]) -> tuple[pa.Table, list[Quarantined]]:
         table, unlandable = _typed_json_records(chunk, source)
-        bad: list[Quarantined] = []
-        if unlandable.num_rows:
-            records = [orjson.loads(text) for text in unlandable.column("document").to_pylist()]
-            good, bad = _landable(spec, COMMERCETOOLS, records, source, unlandable.column("_extracted_at").to_pylist())
-            table = pa.concat_tables([table, good])
-        _stage_landed(context, load, spec, source, table, bad, started_at)
+        if not unlandable.num_rows:
+            return table, []
+        records = [orjson.loads(text) for text in unlandable.column("document").to_pylist()]
+        good, bad = _landable(spec, COMMERCETOOLS, records, source, unlandable.column("_extracted_at").to_pylist())
+        return pa.concat_tables([table, good]), bad
 
-    return _land(context, hub, spec, pages, lambda page: len(page.text), LAND_CHUNK_BYTES, stage, None)
+    chunks = _chunked(pages, lambda page: len(page.text), LAND_CHUNK_BYTES)
+    return _land(context, hub, spec, source, prefetched(map(raw_rows, chunks), depth=1), None)
 
 
 # Each page is parsed twice in C, once for the documents and once for the fields that key a raw row;
@@ -275,34 +275,40 @@ def _typed_json_records(pages: Sequence[JsonPage], source: str) -> tuple[pa.Tabl
     return rows.filter(landable), rows.filter(pa.compute.invert(landable))
 
 
+def _chunked(pages: Iterable[T], size: Callable[[T], int], limit: int) -> Iterator[list[T]]:
+    """`pages` in lists of about `limit` (by `size`), so per-call costs are paid per chunk, not per page."""
+    chunk: list[T] = []
+    chunked = 0
+    for page in pages:
+        chunk.append(page)
+        chunked += size(page)
+        if chunked >= limit:
+            yield chunk
+            chunk, chunked = [], 0
+    if chunk:
+        yield chunk
+
+
 def _land(
     context: dg.AssetExecutionContext,
     hub: HubResource,
     spec: TableSpec,
-    pages: Iterable[Any],
-    size: Callable[[Any], int],
-    chunk_size: int,
-    stage: Callable[[Load, list[Any], datetime], None],
+    source: str,
+    chunks: Iterable[tuple[pa.Table, list[Quarantined]]],
     cursor: Callable[[], str | None] | None,
 ) -> Load:
-    """Hand `pages` to `stage` about `chunk_size` (by `size`) at a time, in one load, logging progress."""
+    """Stage each chunk's raw rows and quarantine its unlandable records, in one load, logging progress."""
     started_at = datetime.now(UTC)
-    clock, records = time.monotonic(), 0
+    clock, records, logged = time.monotonic(), 0, 0
     with held_open(hub), hub.load(spec.name) as load:
         load.stage(spec)  # an empty export still creates the table and commits the sync state
-        chunk: list[Any] = []
-        chunked = 0
-        for number, page in enumerate(pages, start=1):
-            chunk.append(page)
-            chunked += size(page)
-            records += len(page[0]) if isinstance(page, tuple) else page.count
-            if chunked >= chunk_size:
-                stage(load, chunk, started_at)
-                chunk, chunked = [], 0
-            if number % PROGRESS_EVERY_PAGES == 0:
+        for table, bad in chunks:
+            _stage_landed(context, load, spec, source, table, bad, started_at)
+            records += table.num_rows + len(bad)
+            if records - logged >= PROGRESS_EVERY_RECORDS:
                 rate = records / max(time.monotonic() - clock, 1e-9)
-                context.log.info(f"{spec.name}: {records:,} records staged from {number} pages ({rate:,.0f}/s)")
-        stage(load, chunk, started_at)
+                context.log.info(f"{spec.name}: {records:,} records staged ({rate:,.0f}/s)")
+                logged = records
         if cursor is not None:
             load.advance(cursor=cursor())
     return load
@@ -318,6 +324,8 @@ def _stage_landed(
     started_at: datetime,
 ) -> None:
     """Stage raw rows, quarantine the records that cannot land, and move the watermark."""
+    if not table.num_rows and not bad:
+        return
     load.stage(spec).append(table)
     if bad:
         context.log.warning(f"{spec.name}: {len(bad)} record(s) of {source} quarantined: {bad[0].reason}")

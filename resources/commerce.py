@@ -20,6 +20,8 @@ from resources.http import ExternalSystemError, HttpClient, RetryPolicy, Unreada
 SYSTEM = "commerce"
 MAX_PAGE_SIZE = 500
 IDS_PER_QUERY = 100  # keeps a `where ... in (...)` query URL well under common 8 KiB limits
+#: pages each export stream fetches ahead of its reader: enough to keep fetching while a chunk is typed
+EXPORT_READ_AHEAD_PAGES = 8
 #: how often an empty page whose total still counts records is asked again before the export fails
 EMPTY_PAGE_ATTEMPTS = 3
 
@@ -183,7 +185,7 @@ class CommerceToolsResource(dg.ConfigurableResource):
         JSON text on; `export_streams` disjoint id ranges are paged at once, so the order is by id
         within each range only."""
         ranges = [[*where, *bounds] for bounds in id_ranges(self.export_streams)]
-        return interleaved([self._export(resource, clauses) for clauses in ranges])
+        return interleaved([self._export(resource, clauses) for clauses in ranges], depth=EXPORT_READ_AHEAD_PAGES)
 
     def _export(self, resource: str, where: Sequence[str]) -> Iterator[PageBody]:
         last_id: str | None = None

@@ -40,7 +40,7 @@ def test_a_tiny_run_reports_every_scenario_and_target(tmp_path: Path):
     assert results["meta"]["products"] == 300 and results["meta"]["scaling_products"] == {"n": 30, "10n": 300}
     full = results["scenarios"]["full_sync"]
     assert full["records"] > 300
-    assert set(full["stages"]) == {"extract", "load", "transform", "validate", "orchestration"}
+    assert set(full["stages"]) == {"extract_and_load", "transform", "validate", "orchestration", "waiting_for_pages"}
     for figures in (full["records_per_s"], full["vs_raw_limit"], results["scenarios"]["raw_limit"]["records_per_s"]):
         assert set(figures) == {"median", "min", "max", "runs"}
     assert {"n", "10n", "10n_over_n"} <= set(results["scenarios"]["incremental"])
