@@ -154,9 +154,18 @@ def raw_table(table: str, description: str, *, versioned: bool = True) -> TableS
 
     An embedded hub keeps the key without an index (`key_index`): for 705,000 inventory documents the
     index cost over a second of a full load, and made the commit write everything to the WAL first.
+    It stores the documents with zstd: writing 250 MB of product projections took a second less.
     """
     changes = {"version_column": "version"} if versioned else {"change_columns": ("document",)}
-    return TableSpec(f"raw.{table}", RAW_COLUMNS, ("id",), key_index=False, description=description, **changes)
+    return TableSpec(
+        f"raw.{table}",
+        RAW_COLUMNS,
+        ("id",),
+        key_index=False,
+        zstd_columns=("document",),
+        description=description,
+        **changes,
+    )
 
 
 def asset_key(spec: TableSpec) -> dg.AssetKey:
@@ -425,7 +434,8 @@ def conform(
     """Turn the raw rows landed since the last conform into core rows, in one atomic load.
 
     `flatten` maps the raw rows to each target's rows: a `SqlFlatten`, or a function of the parsed
-    documents that returns `{table name: {column: values}}`. Child tables
+    documents that returns `{table name: {column: values}}`; the next batch is read and flattened in a
+    read-ahead thread while the current one's rows are checked. Child tables
     (`replace_children`) have every parent of the chunk replaced, so removed children disappear.
     Every table's rows pass its row rules first (`quality/rows.py`): failing rows go to
     `quality.quarantine` and the counts to `ops.batch_counts`, in the same load; a table with too
@@ -459,12 +469,14 @@ def _conform(
             for spec in targets
         }
         if upto is not None and upto > after:
-            for batch in hub.read_batches(
+            batches = hub.read_batches(
                 f"SELECT id, document FROM {quoted(raw.name)} WHERE _batch_id > ? AND _batch_id <= ?",
                 [after, upto],
                 batch_size,
-            ):
-                for name, rows in flattened_rows(flatten, batch, raw, targets).items():
+            )
+            flattened = ((batch, flattened_rows(flatten, batch, raw, targets)) for batch in batches)
+            for batch, tables in prefetched(flattened, depth=1):
+                for name, rows in tables.items():
                     gates[name].append(rows)
                     if by_name[name].merge == "replace_children":
                         load.stage(by_name[name]).replace_parents(batch.column("id"))

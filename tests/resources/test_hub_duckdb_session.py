@@ -113,3 +113,40 @@ def test_an_upsert_changing_every_row_fits_in_the_memory_limit(tmp_path: Path, m
             2,
             True,
         )
+
+
+def test_a_landing_table_keeps_its_key_without_an_index_and_its_documents_in_zstd(tmp_path: Path):
+    raw = TableSpec(
+        "raw.documents",
+        (("id", "text"), ("version", "bigint"), ("document", "json")),
+        ("id",),
+        version_column="version",
+        key_index=False,
+        zstd_columns=("document",),
+    )
+    core = TableSpec("core.documents", raw.columns, ("id",), version_column="version")
+    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
+    rows = pa.table(
+        {
+            "id": ["a", "b", "a", "b"],
+            "version": pa.array([1, 1, 3, 2], pa.int64()),
+            "document": ['{"text": "%s"}' % ("x" * 200)] * 4,
+        }
+    )
+    for batch in (rows.slice(0, 2), rows.slice(2)):  # the second load updates both ids
+        with hub.load("documents") as load:
+            load.stage(raw).append(batch)
+            load.stage(core).append(batch)
+    with hub.connect() as con:
+        assert con.execute("SELECT id, version FROM raw.documents ORDER BY id").fetchall() == [("a", 3), ("b", 2)]
+        keyed = con.execute(
+            "SELECT schema_name FROM duckdb_constraints()"
+            " WHERE table_name = 'documents' AND constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+        con.execute("CHECKPOINT")
+        storage = con.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info('raw.documents') WHERE column_name = 'document'"
+            " AND segment_type = 'JSON'"
+        ).fetchall()
+    assert keyed == [("core",)]
+    assert storage == [("ZSTD",)]
