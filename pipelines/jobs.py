@@ -137,23 +137,33 @@ commerce_changes_job = dg.define_asset_job(
     "land deletions as soft deletes, conform them through the row rules and batch checks, and recompute the "
     "serving rows of what changed (the whole-table suites run with the scheduled syncs).",
 )
-# The same for one kind of event alone, without the steps that would find nothing to do: product
-# events change neither inventory entries nor the inventory models. (A job of its own, not a subset
-# of the one above: a subset run keeps its parent's default config, which names the steps left out.)
-commerce_product_changes_job = dg.define_asset_job(
+
+
+def _single_kind_changes_job(name: str, kind: str, description: str):
+    """`commerce_changes_job` for events of one kind alone, without the steps that would find nothing to do.
+
+    A job of its own, not a subset of the whole: a subset run keeps its parent's default config, which
+    names the steps left out.
+    """
+    return dg.define_asset_job(
+        name,
+        selection=_changes_selection([kind]),
+        config=commerce_changes_config(kinds=[kind]),
+        executor_def=dg.in_process_executor,
+        description=description,
+    )
+
+
+# Product events change neither inventory entries nor the inventory models.
+commerce_product_changes_job = _single_kind_changes_job(
     "commerce_product_changes_job",
-    selection=_changes_selection(["product"]),
-    config=commerce_changes_config(kinds=["product"]),
-    executor_def=dg.in_process_executor,
-    description="commerce_changes_job for product events alone: the product projections, the catalog and the "
-    "product experience.",
+    "product",
+    "commerce_changes_job for product events alone: the product projections, the catalog and the product experience.",
 )
-commerce_inventory_changes_job = dg.define_asset_job(
+commerce_inventory_changes_job = _single_kind_changes_job(
     "commerce_inventory_changes_job",
-    selection=_changes_selection(["inventory-entry"]),
-    config=commerce_changes_config(kinds=["inventory-entry"]),
-    executor_def=dg.in_process_executor,
-    description="commerce_changes_job for inventory events alone: the inventory entries, the reconciled "
+    "inventory-entry",
+    "commerce_changes_job for inventory events alone: the inventory entries, the reconciled "
     "positions, the availability, sourcing and product-experience models.",
 )
 COMMERCE_CHANGES_JOBS = (commerce_changes_job, commerce_product_changes_job, commerce_inventory_changes_job)
