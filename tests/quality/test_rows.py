@@ -8,7 +8,7 @@ import pytest
 from assets.commerce import PRICES
 from quality.commerce import prices_suite
 from quality.config import QualityRules
-from quality.rows import BATCH_COUNTS, RowGate
+from quality.rows import BATCH_COUNTS, VALIDATE_BYTES, RowGate
 from quality.validation import validate_rows
 from resources.hub import HubResource
 
@@ -45,11 +45,19 @@ def test_a_batch_is_refused_above_the_fraction_and_the_tolerated_rows(bad, total
     assert rules.refuses("core.prices", bad, total) is refused
 
 
-def test_the_gate_stages_good_rows_and_quarantines_bad_ones_in_one_load(hub: HubResource):
+@pytest.mark.parametrize("validate_bytes", [VALIDATE_BYTES, 1], ids=["one frame", "a frame per append"])
+def test_the_gate_stages_good_rows_and_quarantines_bad_ones_in_one_load(hub: HubResource, validate_bytes: int):
     rows = prices(("a", "EUR", 100), ("b", "ZZZ", 200), ("c", "USD", -5), ("d", "USD", 300))
     with hub.load("test") as load:
         gate = RowGate(
-            load, PRICES, prices_suite, QualityRules(tolerated_bad_rows=5), source="raw.x", load_id="L1", run_id="R1"
+            load,
+            PRICES,
+            prices_suite,
+            QualityRules(tolerated_bad_rows=5),
+            source="raw.x",
+            load_id="L1",
+            run_id="R1",
+            validate_bytes=validate_bytes,
         )
         gate.append(PRICES.to_arrow({k: v[:2] for k, v in rows.items()}))
         gate.append(PRICES.to_arrow({k: v[2:] for k, v in rows.items()}))
