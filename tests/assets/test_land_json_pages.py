@@ -107,6 +107,12 @@ def test_a_page_body_is_read_without_parsing_its_records_in_python():
     assert read_page_body(b'{"results": []}').last_id is None
 
 
+def test_a_page_whose_last_id_or_total_is_of_the_wrong_type_reads_them_as_absent():
+    page = read_page_body(b'{"total": "9", "results": [{"id": "a"}, {"id": 5}]}')
+    assert (page.count, page.last_id, page.total) == (2, None, None)
+    assert read_page_body(b'{"total": true, "results": ["a"]}').total is None
+
+
 @pytest.mark.parametrize(
     "body",
     [b'{"results": [{"id": "a"}', b'{"results": {"id": "a"}}', b'{"count": 0}', b'{"results": ["caf\xe9"]}', b"[]"],
