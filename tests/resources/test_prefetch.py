@@ -3,11 +3,12 @@ they happened, and every thread stops."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
 
-from resources.http import interleaved, prefetched
+from resources.http import READ_AHEAD_SWITCH_INTERVAL_S, interleaved, prefetched
 
 
 def test_items_arrive_in_order_and_all_of_them():
@@ -71,3 +72,33 @@ def test_an_error_in_one_stream_stops_the_others_and_is_raised():
         for _ in interleaved([endless(), broken()]):
             pass
     assert closed.is_set()
+
+
+def test_threads_take_shorter_turns_on_the_gil_while_a_read_ahead_runs_and_as_before_after():
+    before = sys.getswitchinterval()
+    outer = prefetched(iter(range(3)))
+    assert next(outer) == 0
+    assert sys.getswitchinterval() == READ_AHEAD_SWITCH_INTERVAL_S
+    inner = interleaved([iter("ab"), iter("cd")])
+    assert sorted(inner) == ["a", "b", "c", "d"]  # the inner one ends: the outer one still runs
+    assert sys.getswitchinterval() == READ_AHEAD_SWITCH_INTERVAL_S
+    assert list(outer) == [1, 2]
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("ending", ["error", "closed early"])
+def test_the_gil_turns_are_restored_however_a_read_ahead_ends(ending: str):
+    before = sys.getswitchinterval()
+
+    def pages():
+        yield 1
+        raise ValueError("broken")
+
+    items = prefetched(pages())
+    assert next(items) == 1
+    if ending == "error":
+        with pytest.raises(ValueError):
+            next(items)
+    else:
+        items.close()
+    assert sys.getswitchinterval() == before
