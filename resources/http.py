@@ -281,7 +281,7 @@ class _ShortGilSlices:
                     sys.setswitchinterval(self._saved)
 
 
-short_gil_slices = _ShortGilSlices().held
+_short_gil_slices = _ShortGilSlices().held
 
 
 def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
@@ -327,7 +327,7 @@ def interleaved(streams: Sequence[Iterator[T]], depth: int = 2) -> Iterator[T]:
                 close()
 
     threads = [threading.Thread(target=produce, args=(s,), name="prefetch", daemon=True) for s in streams]
-    with short_gil_slices():
+    with _short_gil_slices():
         for thread in threads:
             thread.start()
         try:
