@@ -96,9 +96,11 @@ Flatten = PythonFlatten | SqlFlatten
 def sql_engine() -> duckdb.DuckDBPyConnection:
     """The process's in-memory DuckDB for reading JSON in C (`SqlFlatten`, `land_json_pages`).
 
-    Opening a database costs 10 to 20 ms, a cursor on it nothing.
+    Opening a database costs 10 to 20 ms, a cursor on it nothing. Its Arrow keeps DuckDB's JSON type
+    (`arrow.json`; booleans come out as `arrow.bool8`), so a DuckDB hub stores the JSON it produced
+    without parsing it again: 200 MB of documents staged 0.4 s faster (`TableSpec.conformed`).
     """
-    return duckdb.connect()
+    return duckdb.connect(config={"arrow_lossless_conversion": True})
 
 
 # The types `json_fields` reads a document's fields as: text, or JSON text kept as it is.
@@ -240,7 +242,7 @@ def land_json_pages(
             return table, []
         records = [orjson.loads(text) for text in unlandable.column("document").to_pylist()]
         good, bad = _landable(spec, COMMERCETOOLS, records, source, unlandable.column("_extracted_at").to_pylist())
-        return pa.concat_tables([table, good]), bad
+        return pa.concat_tables([table, good.cast(table.schema)]), bad  # orjson wrote those documents
 
     chunks = _chunked(pages, lambda page: len(page.text), LAND_CHUNK_BYTES)
     return _land(context, hub, spec, source, prefetched(map(raw_rows, chunks), depth=1), None)
@@ -253,7 +255,7 @@ _KEY_FIELDS = orjson.dumps({"results": [{"id": JSON, "version": JSON, "lastModif
 _JSON_RECORDS = f"""
     SELECT key.id ->> '$' AS id, TRY_CAST(key.version AS BIGINT) AS version,
         TRY_CAST(key.lastModifiedAt ->> '$' AS TIMESTAMPTZ) AS last_modified_at,
-        CAST(document AS VARCHAR) AS document, fetched_at AS _extracted_at, $source AS _source,
+        document, fetched_at AS _extracted_at, $source AS _source,
         coalesce(
             json_type(key.id) = 'VARCHAR' AND key.id ->> '$' <> ''
             AND json_type(key.version) IN ('BIGINT', 'UBIGINT') AND TRY_CAST(key.version AS BIGINT) IS NOT NULL
@@ -279,7 +281,7 @@ def _typed_json_records(pages: Sequence[JsonPage], source: str) -> tuple[pa.Tabl
         con.execute("SET TimeZone = 'UTC'")
         con.register("pages", frame)
         rows = con.sql(_JSON_RECORDS, params={"source": source}).to_arrow_table()
-    landable = rows.column("landable")
+    landable = rows.column("landable").cast(pa.bool_())  # DuckDB writes BOOLEAN as arrow.bool8 here
     rows = rows.drop_columns(["landable"])
     return rows.filter(landable), rows.filter(pa.compute.invert(landable))
 
@@ -492,7 +494,7 @@ def flattened_rows(
     """Each target's rows from a batch of `raw` rows (`id`, `document`), in the target's declared schema."""
     by_name = {spec.name: spec for spec in targets}
     if isinstance(flatten, SqlFlatten):
-        return {name: rows.cast(by_name[name].arrow_schema) for name, rows in flatten(batch, raw.name).items()}
+        return {name: by_name[name].conformed(rows) for name, rows in flatten(batch, raw.name).items()}
     documents = [orjson.loads(d) for d in batch.column("document").to_pylist()]
     return {name: by_name[name].to_arrow(columns) for name, columns in flatten(documents).items()}
 

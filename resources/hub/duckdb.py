@@ -176,7 +176,7 @@ class _DuckDBStage(Stage):
         if batch.num_rows == 0:
             return
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-        table = table.select(self.spec.column_names).cast(self.spec.arrow_schema)
+        table = self.spec.conformed(table)
         self._pending.append(table)
         self._pending_bytes += table.nbytes
         self.rows += table.num_rows

@@ -106,6 +106,18 @@ class TableSpec:
         """The schema of the batches a loader appends (declared columns only)."""
         return pa.schema([(c, ARROW_TYPES[t]) for c, t in self.columns])
 
+    def conformed(self, table: pa.Table) -> pa.Table:
+        """`table`'s declared columns in the declared schema, except that a JSON column DuckDB typed as
+        JSON (`arrow.json`) keeps that type: an embedded hub then stores it without parsing it again."""
+        table = table.select(self.column_names)
+        schema = pa.schema(
+            (name, table.schema.field(name).type)
+            if kind == "json" and isinstance(table.schema.field(name).type, pa.JsonType)
+            else (name, ARROW_TYPES[kind])
+            for name, kind in self.columns
+        )
+        return table.cast(schema)
+
     def to_arrow(self, columns: dict[str, list]) -> pa.Table:
         """An Arrow table from column lists; timestamps may be datetimes or ISO-8601 strings."""
         arrays = []

@@ -6,9 +6,13 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import duckdb
 import pandas as pd
+import psycopg
+import pyarrow as pa
 import pytest
 
+from assets.landing import sql_engine
 from resources.hub import HubResource, TableSpec, postgres
 from tests.conftest import postgres_hub
 
@@ -114,6 +118,29 @@ def test_extreme_values_survive_the_stage_and_the_merge(hub: HubResource):
     assert stored["ratio"].tolist() == rows["ratio"]
     assert [json.loads(d) for d in stored["doc"]] == [json.loads(d) for d in rows["doc"]]
     assert [t.to_pydatetime() for t in stored["seen_at"]] == rows["seen_at"]
+
+
+def test_json_typed_by_duckdb_loads_as_it_is_and_untyped_text_must_be_json(hub: HubResource):
+    typed = (
+        sql_engine()
+        .sql(
+            """SELECT 'k' || i AS key, i AS version, NULL AS label, json_object('i', i, 's', 'é"') AS doc,
+            NULL AS ratio, NULL AS flag, NULL AS seen_at FROM range(3) t(i)"""
+        )
+        .to_arrow_table()
+    )
+    assert isinstance(typed.schema.field("doc").type, pa.JsonType)  # what SqlFlatten and land_json_pages hand over
+    assert isinstance(AWKWARD.conformed(typed).schema.field("doc").type, pa.JsonType)  # staged without a re-parse
+    with hub.load("typed json") as load:
+        load.stage(AWKWARD).append(typed)
+    stored = hub.read_frame("SELECT doc FROM core.awkward_values ORDER BY version")
+    assert [json.loads(d) for d in stored["doc"]] == [{"i": i, "s": 'é"'} for i in range(3)]
+
+    untyped = AWKWARD.to_arrow({**{c: [None] for c in AWKWARD.column_names}, "key": ["bad"], "doc": ["{not json"]})
+    assert AWKWARD.conformed(untyped).schema.field("doc").type == pa.string()  # parsed, so checked, on insert
+    with pytest.raises((duckdb.Error, psycopg.Error)), hub.load("untyped json") as load:
+        load.stage(AWKWARD).append(untyped)
+    assert hub.scalar("SELECT count(*) FROM core.awkward_values WHERE key = 'bad'") == 0
 
 
 def test_a_batch_bigger_than_one_copy_chunk_arrives_whole(pg_hub: HubResource, monkeypatch):
