@@ -314,8 +314,12 @@ def _commit(con: duckdb.DuckDBPyConnection, load: Load) -> None:
 
 
 def _create_table_sql(spec: TableSpec) -> str:
-    zstd = " USING COMPRESSION zstd"
-    columns = ", ".join(f'"{c}" {SQL_TYPES[t]}{zstd if c in spec.zstd_columns else ""}' for c, t in spec.all_columns)
-    if spec.key_index:  # without it, the merge alone keeps one row per key (the hub has one writer)
+    def column(name: str, kind: str) -> str:
+        zstd = " USING COMPRESSION zstd" if name in spec.zstd_columns else ""
+        not_null = " NOT NULL" if name in spec.primary_key and not spec.has_key_index else ""
+        return f'"{name}" {SQL_TYPES[kind]}{zstd}{not_null}'
+
+    columns = ", ".join(column(c, t) for c, t in spec.all_columns)
+    if spec.has_key_index:  # without it, the merge alone keeps one row per key (the hub has one writer)
         columns += f", PRIMARY KEY ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in spec.primary_key)})"
     return f"CREATE TABLE IF NOT EXISTS {quoted(spec.name)} ({columns})"

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 SCHEMAS = ("raw", "core", "serving", "quality", "ops")
+#: bulk-loaded layers: an embedded hub keeps their keys by the merge, without an index (`TableSpec.key_index`)
+UNINDEXED_SCHEMAS = ("raw", "core")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # Logical column types and their Arrow form. Money is always an integer in minor units.
@@ -42,8 +44,11 @@ class TableSpec:
     or `append`, which inserts rows whose key is new and never touches a stored row (event history).
     An upsert skips rows that did not change: by a growing `version_column` when the source has
     one, else by comparing `change_columns` (default: every non-key column).
-    `key_index=False` lets an embedded (DuckDB) hub keep the key by the merge alone, without a
-    primary-key index: for bulk-loaded landing tables, where building the index costs more than it saves.
+    `key_index` says whether an embedded (DuckDB) hub backs the key with a primary-key index. By default
+    only serving, ops and quality tables have one: raw and core tables are bulk-loaded, and there the
+    merge alone keeps one row per key (one writer, the hub pool; the core suites check keys unique
+    after every load), while the index made each large load several times slower. Key columns are
+    NOT NULL either way; a Postgres hub always has the primary key.
     `zstd_columns` are stored zstd-compressed by an embedded hub: large documents, which zstd writes
     faster and smaller than DuckDB's default string compression.
     """
@@ -55,7 +60,7 @@ class TableSpec:
     merge: str = "upsert"
     parent_key: str | None = None
     change_columns: tuple[str, ...] = ()
-    key_index: bool = True
+    key_index: bool | None = None
     zstd_columns: tuple[str, ...] = ()
     description: str = ""
     column_descriptions: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -86,6 +91,11 @@ class TableSpec:
     @property
     def table(self) -> str:
         return self.name.split(".")[1]
+
+    @property
+    def has_key_index(self) -> bool:
+        """Whether an embedded hub indexes the key (`key_index`, by default by schema)."""
+        return self.key_index if self.key_index is not None else self.schema not in UNINDEXED_SCHEMAS
 
     @property
     def column_names(self) -> list[str]:

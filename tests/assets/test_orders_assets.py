@@ -187,10 +187,20 @@ def test_a_short_salt_is_refused_naming_the_setting(hub: HubResource, commerce):
     assert "s3cr3t" not in " ".join(str(e) for e in result.all_events)
 
 
-def test_core_tables_have_their_primary_key(hub: HubResource, commerce):
+def test_core_tables_keep_their_keys_not_null_and_unique_without_an_index(hub: HubResource, commerce):
     run(hub, commerce)
-    constraints = hub.read_frame(
-        "SELECT schema_name || '.' || table_name AS name FROM duckdb_constraints() "
-        "WHERE constraint_type = 'PRIMARY KEY'"
+    for spec in ORDERS_CORE_TABLES:
+        keys = ", ".join(spec.primary_key)
+        repeated = f"SELECT count(*) FROM (SELECT {keys} FROM {spec.name} GROUP BY {keys} HAVING count(*) > 1) r"
+        assert hub.scalar(repeated) == 0, spec.name
+    not_null = hub.read_frame(
+        "SELECT schema_name || '.' || table_name AS name, unnest(constraint_column_names) AS key "
+        "FROM duckdb_constraints() WHERE constraint_type = 'NOT NULL'"
     )
-    assert {t.name for t in ORDERS_CORE_TABLES} <= set(constraints["name"])
+    for spec in ORDERS_CORE_TABLES:
+        assert set(spec.primary_key) <= set(not_null.loc[not_null["name"] == spec.name, "key"]), spec.name
+    indexed = hub.read_frame(
+        "SELECT schema_name || '.' || table_name AS name FROM duckdb_constraints()"
+        " WHERE constraint_type = 'PRIMARY KEY'"
+    )
+    assert not {t.name for t in ORDERS_CORE_TABLES} & set(indexed["name"])  # bulk-loaded: no key index

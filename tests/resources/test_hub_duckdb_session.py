@@ -115,16 +115,16 @@ def test_an_upsert_changing_every_row_fits_in_the_memory_limit(tmp_path: Path, m
         )
 
 
-def test_a_landing_table_keeps_its_key_without_an_index_and_its_documents_in_zstd(tmp_path: Path):
+def test_raw_and_core_tables_keep_their_key_without_an_index_and_documents_in_zstd(tmp_path: Path):
     raw = TableSpec(
         "raw.documents",
         (("id", "text"), ("version", "bigint"), ("document", "json")),
         ("id",),
         version_column="version",
-        key_index=False,
         zstd_columns=("document",),
     )
     core = TableSpec("core.documents", raw.columns, ("id",), version_column="version")
+    served = TableSpec("serving.documents", raw.columns, ("id",), version_column="version")
     hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
     rows = pa.table(
         {
@@ -135,18 +135,25 @@ def test_a_landing_table_keeps_its_key_without_an_index_and_its_documents_in_zst
     )
     for batch in (rows.slice(0, 2), rows.slice(2)):  # the second load updates both ids
         with hub.load("documents") as load:
-            load.stage(raw).append(batch)
-            load.stage(core).append(batch)
+            for spec in (raw, core, served):
+                load.stage(spec).append(batch)
     with hub.connect() as con:
-        assert con.execute("SELECT id, version FROM raw.documents ORDER BY id").fetchall() == [("a", 3), ("b", 2)]
+        for schema in ("raw", "core", "serving"):
+            stored = con.execute(f"SELECT id, version FROM {schema}.documents ORDER BY id").fetchall()
+            assert stored == [("a", 3), ("b", 2)], schema
         keyed = con.execute(
             "SELECT schema_name FROM duckdb_constraints()"
             " WHERE table_name = 'documents' AND constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+        not_null = con.execute(
+            "SELECT schema_name FROM duckdb_constraints() WHERE table_name = 'documents'"
+            " AND constraint_type = 'NOT NULL' AND constraint_column_names = ['id'] ORDER BY schema_name"
         ).fetchall()
         con.execute("CHECKPOINT")
         storage = con.execute(
             "SELECT DISTINCT compression FROM pragma_storage_info('raw.documents') WHERE column_name = 'document'"
             " AND segment_type = 'JSON'"
         ).fetchall()
-    assert keyed == [("core",)]
+    assert keyed == [("serving",)]
+    assert not_null == [("core",), ("raw",), ("serving",)]  # keys are never null, indexed or not
     assert storage == [("ZSTD",)]
