@@ -9,11 +9,13 @@ never carry a credential.
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ExternalSystemError(RuntimeError):
@@ -291,6 +294,28 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     stops the thread once its current item is done.
     """
     return interleaved([items], depth)
+
+
+def mapped_ahead(function: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """`function` of each item, in order, computed by `workers` threads at once, at most `workers` items ahead.
+
+    For work that releases the GIL (DuckDB queries): `ThreadPoolExecutor.map` would take every item first.
+    An error is raised here, in order; closing the returned generator cancels what has not started.
+    """
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="mapped_ahead")
+    pending: collections.deque[Future[R]] = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def interleaved(streams: Sequence[Iterator[T]], depth: int = 2) -> Iterator[T]:

@@ -1,14 +1,15 @@
-"""`prefetched` and `interleaved`: pages produced ahead by threads arrive in order (per stream), errors where
-they happened, and every thread stops."""
+"""`prefetched`, `interleaved` and `mapped_ahead`: items produced ahead by threads arrive in order (per stream),
+errors where they happened, and every thread stops."""
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import pytest
 
-from resources.http import READ_AHEAD_SWITCH_INTERVAL_S, interleaved, prefetched
+from resources.http import READ_AHEAD_SWITCH_INTERVAL_S, interleaved, mapped_ahead, prefetched
 
 
 def test_items_arrive_in_order_and_all_of_them():
@@ -102,3 +103,42 @@ def test_the_gil_turns_are_restored_however_a_read_ahead_ends(ending: str):
     else:
         items.close()
     assert sys.getswitchinterval() == before
+
+
+def test_mapped_ahead_runs_workers_at_once_and_keeps_the_order():
+    both_running = threading.Barrier(2, timeout=5)  # broken, and raising, unless two calls overlap
+
+    def slow_first(n: int) -> int:
+        if n < 2:
+            both_running.wait()
+        time.sleep(0.02 if n % 2 == 0 else 0)  # the odd item of each pair finishes first
+        return n * n
+
+    assert list(mapped_ahead(slow_first, range(40), workers=2)) == [n * n for n in range(40)]
+
+
+def test_mapped_ahead_takes_at_most_its_workers_items_ahead():
+    taken = []
+
+    def source():
+        for n in range(1_000):
+            taken.append(n)
+            yield n
+
+    results = mapped_ahead(lambda n: n, source(), workers=3)
+    assert [next(results) for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert len(taken) <= 5 + 3
+    results.close()
+
+
+def test_mapped_ahead_raises_an_error_after_the_results_before_it():
+    def square(n: int) -> int:
+        if n == 3:
+            raise ValueError("item 3 is broken")
+        return n * n
+
+    seen = []
+    with pytest.raises(ValueError, match="item 3 is broken"):
+        for result in mapped_ahead(square, range(10), workers=2):
+            seen.append(result)
+    assert seen == [0, 1, 4]
