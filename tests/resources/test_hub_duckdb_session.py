@@ -12,6 +12,13 @@ import pytest
 from resources.hub import HubError, TableSpec
 from resources.hub.duckdb import MEMORY_LIMIT_SETTING, ROW_GROUP_ROWS, DuckDBHub
 
+RAW_DOCUMENTS = TableSpec(
+    "raw.documents",
+    (("id", "text"), ("version", "bigint"), ("document", "json")),
+    ("id",),
+    version_column="version",
+    zstd_columns=("document",),
+)
 TRY_OPEN = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.Error:\n    sys.exit(3)"
 
 
@@ -116,13 +123,7 @@ def test_an_upsert_changing_every_row_fits_in_the_memory_limit(tmp_path: Path, m
 
 
 def test_raw_and_core_tables_keep_their_key_without_an_index_and_documents_in_zstd(tmp_path: Path):
-    raw = TableSpec(
-        "raw.documents",
-        (("id", "text"), ("version", "bigint"), ("document", "json")),
-        ("id",),
-        version_column="version",
-        zstd_columns=("document",),
-    )
+    raw = RAW_DOCUMENTS
     core = TableSpec("core.documents", raw.columns, ("id",), version_column="version")
     served = TableSpec("serving.documents", raw.columns, ("id",), version_column="version")
     hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
@@ -163,13 +164,7 @@ def test_a_load_of_several_row_groups_is_written_to_the_file_once_not_through_th
     """Rows beyond a row group are written compressed into the file as they commit; the WAL gets next to
     nothing, so no checkpoint writes them again (in DuckDB's default row groups of 122,880 rows, all
     50,000 product documents of a full sync went through the WAL, then the checkpoint)."""
-    spec = TableSpec(
-        "raw.documents",
-        (("id", "text"), ("version", "bigint"), ("document", "json")),
-        ("id",),
-        version_column="version",
-        zstd_columns=("document",),
-    )
+    spec = RAW_DOCUMENTS
     rows = 3 * ROW_GROUP_ROWS
     documents = pa.table(
         {
