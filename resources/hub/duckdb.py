@@ -174,14 +174,10 @@ class DuckDBHub(Hub):
     def load(self, sync_key: str) -> Iterator[Load]:
         self.ensure_schemas()
         with self.connect() as con:
-            transaction = _LoadTransaction(con)
-            load = Load(sync_key=sync_key, _stage_factory=lambda spec: _DuckDBStage(self, transaction, spec))
+            load = Load(sync_key=sync_key, _stage_factory=lambda spec: _DuckDBStage(self, con, spec))
             try:
                 yield load
-                _commit(transaction, load)
-            except BaseException:
-                transaction.rollback()
-                raise
+                _commit(con, load)
             finally:
                 for stage in load.stages.values():
                     stage.drop()
@@ -203,50 +199,16 @@ class DuckDBHub(Hub):
             return row[0] if row else None
 
 
-class _LoadTransaction:
-    """The load's one transaction: begun at its first direct append, else at the commit; the batch it writes."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
-        self.begun = False
-        self.batch_id: int = 0
-        self.loaded_at = datetime.now(UTC)
-
-    def begin(self) -> None:
-        if self.begun:
-            return
-        self.con.execute("BEGIN TRANSACTION")
-        self.begun = True
-        self.loaded_at = datetime.now(UTC)
-        self.batch_id = self.con.execute("SELECT nextval('ops.batch_ids')").fetchall()[0][0]
-
-    def rollback(self) -> None:
-        if self.begun:
-            self.begun = False
-            self.con.execute("ROLLBACK")
-
-
 class _DuckDBStage(Stage):
-    """A temporary table on the load's connection: it vanishes with the connection, even on a crash.
+    """A temporary table on the load's connection: it vanishes with the connection, even on a crash."""
 
-    Rows for an upserted or child table that is empty when they arrive skip the temp table: they are
-    appended to the table itself, inside the load's transaction, and only their repeated keys are
-    removed at the merge. Copying a first load from the temp table into the table was most of its
-    commit (705,000 inventory entries: 0.7 s of 0.8 s).
-    """
-
-    def __init__(self, hub: DuckDBHub, transaction: _LoadTransaction, spec: TableSpec):
-        if transaction.begun:  # a table made now by another connection would be hidden from this transaction
-            transaction.con.execute(_create_table_sql(spec))
-            add_missing_columns(transaction.con, spec, SQL_TYPES, "?")
-        else:
-            hub.ensure_table(spec)
-        self.spec, self.transaction, self.con, self.rows = spec, transaction, transaction.con, 0
+    def __init__(self, hub: DuckDBHub, con: duckdb.DuckDBPyConnection, spec: TableSpec):
+        hub.ensure_table(spec)
+        self.spec, self.con, self.rows = spec, con, 0
         self.name = check_identifier(f"stage_{spec.schema}_{spec.table}")
         columns = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in spec.columns)
-        self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{self.name}" ({columns})')
+        con.execute(f'CREATE OR REPLACE TEMP TABLE "{self.name}" ({columns})')
         self.parents: str | None = None
-        self.direct: bool | None = None  # decided at the first insert
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
 
@@ -263,35 +225,16 @@ class _DuckDBStage(Stage):
             self.flush()
 
     def flush(self) -> None:
-        """Insert the buffered rows into the temp table, or straight into a table that was empty."""
+        """Insert the buffered rows into the temp table."""
         if not self._pending:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_bytes = [], 0
-        if self.direct is None:
-            self.direct = self._appends_directly()
         self.con.register("_incoming", table)
         try:
-            if self.direct:
-                columns = ", ".join(f'"{c}"' for c, _ in self.spec.all_columns)
-                self.con.execute(
-                    f"INSERT INTO {quoted(self.spec.name)} ({columns}) SELECT *, ?, ? FROM _incoming",
-                    [self.transaction.batch_id, self.transaction.loaded_at],
-                )
-            else:
-                self.con.execute(f'INSERT INTO "{self.name}" SELECT * FROM _incoming')
+            self.con.execute(f'INSERT INTO "{self.name}" SELECT * FROM _incoming')
         finally:
             self.con.unregister("_incoming")
-
-    def _appends_directly(self) -> bool:
-        """Whether the rows go straight into the table: an upserted or child table, empty in this transaction."""
-        if self.spec.merge not in ("upsert", "replace_children"):
-            return False
-        empty = f"SELECT NOT EXISTS (SELECT 1 FROM {quoted(self.spec.name)})"
-        if not self.con.execute(empty).fetchall()[0][0]:
-            return False
-        self.transaction.begin()
-        return bool(self.con.execute(empty).fetchall()[0][0])  # still empty in the transaction that appends
 
     def replace_parents(self, parent_keys: pa.Array) -> None:
         if self.parents is None:
@@ -306,9 +249,6 @@ class _DuckDBStage(Stage):
 
     def merge(self, batch_id: int, loaded_at: datetime) -> MergeResult:
         spec, target = self.spec, quoted(self.spec.name)
-        if self.direct:  # the table holds only this load's rows: keep one row per key, as `_upsert` would
-            removed = self._remove_repeated_keys(target) if spec.merge == "upsert" else 0
-            return MergeResult(spec.name, self.rows, self.rows - removed)
         columns = ", ".join(f'"{c}"' for c, _ in spec.all_columns)
         select = ", ".join(f'"{c}"' for c in spec.column_names)
         if spec.merge == "replace":
@@ -345,7 +285,14 @@ class _DuckDBStage(Stage):
         versions until the commit, beyond the memory limit (1.4 million at 256MB).
         """
         spec, target, stage = self.spec, quoted(self.spec.name), f'"{self.name}"'
-        self._remove_repeated_keys(stage)
+        keys = ", ".join(f'"{c}"' for c in spec.primary_key)
+        # Newest version wins; of equal versions the first staged (as on Postgres).
+        order = f'"{spec.version_column}" DESC, rowid' if spec.version_column else "rowid"
+        self.con.execute(
+            f"""DELETE FROM {stage} WHERE rowid IN (SELECT rowid FROM (
+                    SELECT rowid, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS copy FROM {stage}
+                ) WHERE copy > 1)"""
+        ).fetchall()
         same_key = " AND ".join(f'{target}."{c}" = s."{c}"' for c in spec.primary_key)
         changed = 0
         if spec.merge != "append":
@@ -375,19 +322,6 @@ class _DuckDBStage(Stage):
         ).fetchone()[0]
         return changed + int(inserted)
 
-    def _remove_repeated_keys(self, table: str) -> int:
-        """Delete all but one row of each key in `table`: the newest version, of equal versions the first staged
-        (as on Postgres). Returns how many were deleted."""
-        keys = ", ".join(f'"{c}"' for c in self.spec.primary_key)
-        order = f'"{self.spec.version_column}" DESC, rowid' if self.spec.version_column else "rowid"
-        return int(
-            self.con.execute(
-                f"""DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM (
-                        SELECT rowid, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS copy FROM {table}
-                    ) WHERE copy > 1)"""
-            ).fetchall()[0][0]
-        )
-
     def drop(self) -> None:
         self._pending, self._pending_bytes = [], 0
         for name in (self.name, self.parents):
@@ -395,24 +329,28 @@ class _DuckDBStage(Stage):
                 self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
-def _commit(transaction: _LoadTransaction, load: Load) -> None:
-    """Merge every stage, record the batch and move the sync state, in one transaction (rolled back by `load`)."""
+def _commit(con: duckdb.DuckDBPyConnection, load: Load) -> None:
+    """Merge every stage, record the batch and move the sync state, in one transaction."""
+    loaded_at = datetime.now(UTC)
     for stage in load.stages.values():
         stage.flush()
-    transaction.begin()
-    con, batch_id, loaded_at = transaction.con, transaction.batch_id, transaction.loaded_at
-    results = {name: stage.merge(batch_id, loaded_at) for name, stage in load.stages.items()}
-    summary = {r.table: {"staged": r.rows_staged, "changed": r.rows_changed} for r in results.values()}
-    con.execute(
-        "INSERT INTO ops.batches VALUES (?, ?, ?, ?)",
-        [batch_id, load.sync_key, loaded_at, json.dumps(summary)],
-    )
-    con.execute(
-        SYNC_STATE_UPSERT.format("?"),
-        [load.sync_key, load.watermark, load.cursor, batch_id, loaded_at],
-    )
-    con.execute("COMMIT")
-    transaction.begun = False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = con.execute("SELECT nextval('ops.batch_ids')").fetchone()[0]
+        results = {name: stage.merge(batch_id, loaded_at) for name, stage in load.stages.items()}
+        summary = {r.table: {"staged": r.rows_staged, "changed": r.rows_changed} for r in results.values()}
+        con.execute(
+            "INSERT INTO ops.batches VALUES (?, ?, ?, ?)",
+            [batch_id, load.sync_key, loaded_at, json.dumps(summary)],
+        )
+        con.execute(
+            SYNC_STATE_UPSERT.format("?"),
+            [load.sync_key, load.watermark, load.cursor, batch_id, loaded_at],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     load.batch_id, load.results = batch_id, results
 
 

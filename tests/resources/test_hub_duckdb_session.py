@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import pyarrow as pa
@@ -188,62 +187,3 @@ def test_a_load_of_several_row_groups_is_written_to_the_file_once_not_through_th
     assert stored == rows
     assert groups == 3
     assert wal_bytes < documents.nbytes / 100  # 16 MB of documents; the WAL holds the catalog changes
-
-
-def documents(count: int, version: int = 1, text: str = "x" * 600) -> pa.Table:
-    return pa.table(
-        {
-            "id": [f"doc-{n:06d}" for n in range(count)],
-            "version": pa.array([version] * count, pa.int64()),
-            "document": [f'{{"text": "{text}", "n": {n}}}' for n in range(count)],
-        }
-    )
-
-
-def test_a_first_load_appends_into_the_table_itself_and_a_failed_one_leaves_nothing(tmp_path: Path):
-    """Into an empty table rows skip the temp table; a failure after some were appended rolls them all back."""
-    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
-    rows = documents(20_000)  # about 13 MB: appended before the failure, past the stage's 8 MB buffer
-    with pytest.raises(RuntimeError, match="source went away"), hub.load("documents") as load:
-        stage = load.stage(RAW_DOCUMENTS)
-        stage.append(rows)
-        assert stage.direct  # the rows went into raw.documents, inside the load's transaction
-        with hub.connect() as other:  # not visible to anyone else before the commit
-            assert other.execute("SELECT count(*) FROM raw.documents").fetchall() == [(0,)]
-        raise RuntimeError("source went away")
-    with hub.connect() as con:
-        assert con.execute("SELECT count(*) FROM raw.documents").fetchall() == [(0,)]
-        assert con.execute("SELECT count(*) FROM ops.batches").fetchall() == [(0,)]
-    assert hub.sync_state("documents") is None
-
-    newer = documents(2, version=2, text="newer")
-    tie = pa.table({"id": ["doc-000000"], "version": pa.array([2], pa.int64()), "document": ['{"text": "later"}']})
-    with hub.load("documents") as load:
-        load.stage(RAW_DOCUMENTS).append(pa.concat_tables([rows, newer, tie]))
-    assert load.results["raw.documents"].rows_changed == 20_000
-    with hub.connect() as con:
-        kept = con.execute(
-            "SELECT id, version, document ->> 'text', _batch_id FROM raw.documents WHERE version = 2 ORDER BY id"
-        ).fetchall()
-        assert con.execute("SELECT count(*), count(DISTINCT id) FROM raw.documents").fetchall() == [(20_000, 20_000)]
-    assert kept == [("doc-000000", 2, "newer", load.batch_id), ("doc-000001", 2, "newer", load.batch_id)]
-
-
-@pytest.mark.parametrize("fails", [False, True])
-def test_a_table_first_staged_after_the_appends_began_is_made_in_the_load(tmp_path: Path, fails: bool):
-    """A table created by another connection would be hidden from the load's open transaction."""
-    late = TableSpec("core.late", (("id", "text"), ("note", "text")), ("id",))
-    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
-    with pytest.raises(RuntimeError) if fails else nullcontext(), hub.load("documents") as load:
-        load.stage(RAW_DOCUMENTS).append(documents(20_000))  # appended: the transaction has begun
-        load.stage(late).append(pa.table({"id": ["a"], "note": ["staged late"]}))
-        if fails:
-            raise RuntimeError("source went away")
-    with hub.connect() as con:
-        made = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'late'").fetchall()[0][0]
-    assert made == (0 if fails else 1)
-    with hub.load("late") as load:  # made by the next load when the failed one took it back
-        load.stage(late).append(pa.table({"id": ["b"], "note": ["next load"]}))
-    with hub.connect() as con:
-        notes = con.execute("SELECT id FROM core.late ORDER BY id").fetchall()
-    assert notes == ([("b",)] if fails else [("a",), ("b",)])
