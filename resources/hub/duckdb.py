@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ STAGE_FLUSH_BYTES = 8 * 1024 * 1024
 # again: 50,000 product documents (187 MB) went through the WAL whole, 0.4 s to write it and 0.4 s to
 # checkpoint it; in row groups of this size they are written once (insert 1.0 s -> 0.6 s, no checkpoint).
 ROW_GROUP_ROWS = 16_384
+# What the hub file is attached as in its DuckDB instance; every connection uses it.
 CATALOG = "hub"
 
 # An upsert changing more stored rows than this updates them in place rather than deleting and
@@ -69,29 +71,38 @@ class _Instances:
     may open the file.
     """
 
+    @dataclass
+    class _Open:
+        instance: duckdb.DuckDBPyConnection
+        users: int = 0
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: dict[Path, list[Any]] = {}  # resolved path -> [instance, users]
+        self._open: dict[Path, _Instances._Open] = {}  # by resolved path
 
     @contextmanager
-    def using(self, path: Path, open_instance: Callable[[], duckdb.DuckDBPyConnection]) -> Iterator[Any]:
+    def using(
+        self, path: Path, open_instance: Callable[[], duckdb.DuckDBPyConnection]
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         key = path.resolve()
         with self._lock:
             entry = self._open.get(key)
             if entry is None:
-                entry = self._open[key] = [open_instance(), 0]
-            entry[1] += 1
+                entry = self._open[key] = self._Open(open_instance())
+            entry.users += 1
         try:
-            yield entry[0]
+            yield entry.instance
         finally:
             with self._lock:
-                entry[1] -= 1
-                if entry[1] == 0:
+                entry.users -= 1
+                if entry.users == 0:
                     del self._open[key]
-                    entry[0].close()
+                    entry.instance.close()
 
     @contextmanager
-    def cursor(self, path: Path, open_instance: Callable[[], duckdb.DuckDBPyConnection]) -> Iterator[Any]:
+    def cursor(
+        self, path: Path, open_instance: Callable[[], duckdb.DuckDBPyConnection]
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection of its own (own transaction, own temp tables) to the file's instance."""
         with self.using(path, open_instance) as instance:
             with self._lock:
