@@ -187,3 +187,25 @@ def test_a_load_of_several_row_groups_is_written_to_the_file_once_not_through_th
     assert stored == rows
     assert groups == 3
     assert wal_bytes < documents.nbytes / 100  # 16 MB of documents; the WAL holds the catalog changes
+
+
+@pytest.mark.parametrize("rows", ["values", "values and nulls", "no rows"])
+def test_read_frame_gives_the_frame_duckdbs_own_conversion_gives(tmp_path: Path, rows: str):
+    """`read_frame` goes through Arrow (faster for text) but keeps `.df()`'s column types and values."""
+    hub = DuckDBHub(str(tmp_path / "hub.duckdb"))
+    with hub.connect() as con:
+        con.execute(
+            """CREATE TABLE kinds (t VARCHAR, j JSON, b BIGINT, i INTEGER, d DOUBLE, flag BOOLEAN,
+                changed_at TIMESTAMPTZ, amount DECIMAL(10, 2), day DATE)"""
+        )
+        if rows != "no rows":
+            con.execute("""INSERT INTO kinds VALUES ('x', '{"a": 1}', 1, 2, 1.5, true, '2026-01-01 00:00:00+00',
+                1.25, '2026-01-02')""")
+        if rows == "values and nulls":
+            con.execute("INSERT INTO kinds VALUES (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
+    for sql in ("SELECT * FROM kinds", "SELECT sum(b) AS total, count(*) AS n, max(day) AS last_day FROM kinds"):
+        with hub.connect() as con:
+            expected = con.execute(sql).df()
+        frame = hub.read_frame(sql)
+        assert frame.dtypes.to_dict() == expected.dtypes.to_dict(), sql
+        assert frame.astype(object).fillna("null").equals(expected.astype(object).fillna("null")), sql
