@@ -435,24 +435,37 @@ def commerce_raw_asset(endpoint: str, spec: TableSpec, resource_type: str | None
         commerce: CommerceToolsResource,
         hub: HubResource,
     ) -> dg.MaterializeResult:
-        if config.mode == "changes":
-            if resource_type is None:
-                raise dg.Failure(f"{spec.name}: mode 'changes' applies only to product projections and inventory")
-            with held_open(hub):  # one open of an embedded hub for the whole apply, as a conform does
-                load, applied = apply_changes(commerce, hub, spec, endpoint, resource_type, config.upto_batch_id)
-                return materialization(hub, spec, load, mode=config.mode, **applied)
-        state = hub.sync_state(spec.name)
-        source = f"commerce/{endpoint}"
-        if config.mode == "incremental" and state and state.watermark:
-            since = state.watermark - timedelta(seconds=config.lookback_seconds)
-            context.log.info(f"{spec.name}: records of {endpoint} changed since {since.isoformat()}")
-            load = land_pages(context, hub, spec, commerce.changed_pages(endpoint, since), source)
-        else:  # a full export lands its pages as JSON text: DuckDB reads them in C
-            load = land_json_pages(context, hub, spec, commerce.export_bodies(endpoint), source)
-        watermark = load.watermark.isoformat() if load.watermark else None
-        return materialization(hub, spec, load, mode=config.mode, watermark=watermark)
+        with held_open(hub):  # one open of an embedded hub for the whole step, as a conform does
+            return _landed(context, config, commerce, hub, endpoint, spec, resource_type)
 
     return landing
+
+
+def _landed(
+    context: dg.AssetExecutionContext,
+    config: CommerceExtractConfig,
+    commerce: CommerceToolsResource,
+    hub: HubResource,
+    endpoint: str,
+    spec: TableSpec,
+    resource_type: str | None,
+) -> dg.MaterializeResult:
+    """Land one endpoint's records as `config.mode` says, and report the raw table."""
+    if config.mode == "changes":
+        if resource_type is None:
+            raise dg.Failure(f"{spec.name}: mode 'changes' applies only to product projections and inventory")
+        load, applied = apply_changes(commerce, hub, spec, endpoint, resource_type, config.upto_batch_id)
+        return materialization(hub, spec, load, mode=config.mode, **applied)
+    state = hub.sync_state(spec.name)
+    source = f"commerce/{endpoint}"
+    if config.mode == "incremental" and state and state.watermark:
+        since = state.watermark - timedelta(seconds=config.lookback_seconds)
+        context.log.info(f"{spec.name}: records of {endpoint} changed since {since.isoformat()}")
+        load = land_pages(context, hub, spec, commerce.changed_pages(endpoint, since), source)
+    else:  # a full export lands its pages as JSON text: DuckDB reads them in C
+        load = land_json_pages(context, hub, spec, commerce.export_bodies(endpoint), source)
+    watermark = load.watermark.isoformat() if load.watermark else None
+    return materialization(hub, spec, load, mode=config.mode, watermark=watermark)
 
 
 _core_assets = partial(conformed_assets, system="commerce", group=GROUP)
