@@ -284,6 +284,8 @@ def _typed_json_records(pages: Sequence[JsonPage], source: str) -> tuple[pa.Tabl
         rows = con.sql(_JSON_RECORDS, params={"source": source}).to_arrow_table()
     landable = rows.column("landable").cast(pa.bool_())  # DuckDB writes BOOLEAN as arrow.bool8 here
     rows = rows.drop_columns(["landable"])
+    if pa.compute.all(landable).as_py():  # the usual case: no copy of the documents
+        return rows, rows.slice(0, 0)
     return rows.filter(landable), rows.filter(pa.compute.invert(landable))
 
 
