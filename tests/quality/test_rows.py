@@ -30,7 +30,9 @@ def prices(*rows: tuple[str, str, int]) -> dict[str, list]:
 
 
 def test_validate_rows_finds_failing_rows_by_position_even_without_a_key():
-    frame = pd.DataFrame(prices(("a", "EUR", 100), ("b", "ZZZ", -1), (None, "USD", -5))).drop(columns="valid_from")
+    """A null currency is not outside the set (as GX's own set check skips nulls)."""
+    rows = prices(("a", "EUR", 100), ("b", "ZZZ", -1), (None, "USD", -5), ("d", None, 100))
+    frame = pd.DataFrame(rows).drop(columns="valid_from")
     failures = validate_rows(prices_suite, frame, QualityRules())
     assert failures == {1: [(CENTS, "cent_amount"), (CURRENCY, "currency")], 2: [(CENTS, "cent_amount")]}
     assert validate_rows(prices_suite, frame, QualityRules(extra_currencies=["ZZZ"]))[1] == [(CENTS, "cent_amount")]
