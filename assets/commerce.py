@@ -237,6 +237,9 @@ flatten_products = SqlFlatten(
                   FROM variants)
             ORDER BY n, position, k""",
     },
+    # A batch's parse and unnest take memory outside DuckDB's accounting, about 100 MB per 1,000 product
+    # documents in flight: 1,000 rather than 2,000 lowers `core_catalog`'s peak by 80 MB for 0.2 s.
+    batch_rows=1_000,
 )
 
 _INVENTORY_ENTRY = {

@@ -103,7 +103,7 @@ def sql_engine() -> duckdb.DuckDBPyConnection:
     (`arrow.json`; booleans come out as `arrow.bool8`), so a DuckDB hub stores the JSON it produced
     without parsing it again: 200 MB of documents staged 0.4 s faster (`TableSpec.conformed`).
     """
-    return duckdb.connect(config={"arrow_lossless_conversion": True})
+    return duckdb.connect(config={"arrow_lossless_conversion": True, "threads": 1})
 
 
 # The types `json_fields` reads a document's fields as: text, or JSON text kept as it is.
