@@ -59,6 +59,9 @@ MAX_FAILING_KEYS = 20
 # In-set expectations with more values than this are checked via a membership column in a suite (the
 # row rules check every set that way: there is no Data Docs page to keep readable).
 LARGE_VALUE_SET = 1_000
+# Uniqueness in a frame of more rows than this is checked via a helper column computed with Arrow: GX's
+# check (pandas' `duplicated`) took 90 MB and 0.4 s for 705,000 inventory entry ids, Arrow a few MB.
+LARGE_FRAME_ROWS = 100_000
 _DATASOURCE_NAME = "hub_frames"
 _BATCH_DEFINITION_NAME = "whole_frame"
 DOCS_SITE = "hub"
@@ -487,6 +490,9 @@ def run_suite(
         expectations, data_to_check, renamed = declared, data, {}
     else:
         expectations, data_to_check, renamed = _precompute_large_sets(declared, _widened(data))
+        if len(data) > LARGE_FRAME_ROWS:
+            expectations, data_to_check, more = _precompute_uniqueness(expectations, data_to_check)
+            renamed.update(more)
     result_format = {
         "result_format": "COMPLETE",
         "unexpected_index_column_names": list(suite.key_columns),
@@ -555,10 +561,15 @@ def validate_rows(
     return failures
 
 
+_HELPER_INFIXES = ("_in_set_", "_is_unique_")
+
+
 def _source_column(column: str | None) -> str | None:
-    """The checked column behind a membership helper column (`__sku_in_set_0` -> `sku`)."""
-    if column and column.startswith("__") and "_in_set_" in column:
-        return column[2:].rsplit("_in_set_", 1)[0]
+    """The checked column behind a helper column (`__sku_in_set_0` -> `sku`, `__id_is_unique_0` -> `id`)."""
+    if column and column.startswith("__"):
+        for infix in _HELPER_INFIXES:
+            if infix in column:
+                return column[2:].rsplit(infix, 1)[0]
     return column
 
 
@@ -630,6 +641,42 @@ def _membership(column: pd.Series, values: Sequence[Any]) -> pd.Series:
     except (pa.ArrowException, TypeError, ValueError):
         member = column.isin(values).astype("boolean")
     return member.mask(column.isna())
+
+
+def _precompute_uniqueness(
+    expectations: list[Expectation], frame: pd.DataFrame
+) -> tuple[list[Expectation], pd.DataFrame, dict[str, str]]:
+    """Swap "values are unique" for a helper column computed once with Arrow, as `_precompute_large_sets` does.
+
+    The helper is False on every row whose value occurs more than once (GX flags them all), NA where the
+    value is null (GX skips nulls); the outcome keeps the original label, counts and failing keys.
+    """
+    swapped: list[Expectation] = []
+    helpers: dict[str, pd.Series] = {}
+    renamed: dict[str, str] = {}
+    for e in expectations:
+        if not (isinstance(e, gxe.ExpectColumnValuesToBeUnique) and e.column in frame.columns):
+            swapped.append(e)
+            continue
+        helper = f"__{e.column}_is_unique_{len(helpers)}"
+        helpers[helper] = _uniqueness(frame[e.column])
+        stand_in = gxe.ExpectColumnValuesToBeInSet(column=helper, value_set=[True], mostly=e.mostly)
+        renamed[_label_of(stand_in)] = _label_of(e)
+        swapped.append(stand_in)
+    return swapped, (frame.assign(**helpers) if helpers else frame), renamed
+
+
+def _uniqueness(column: pd.Series) -> pd.Series:
+    """Whether each value of `column` occurs only once in it: True/False, NA where the value is null."""
+    try:
+        array = pa.array(column, from_pandas=True)
+        counts = pc.value_counts(array)
+        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        present = pc.is_in(array, value_set=repeated).to_numpy(zero_copy_only=False)
+        unique = pd.Series(pd.array(~present, dtype="boolean"), index=column.index)
+    except (pa.ArrowException, TypeError, ValueError):
+        unique = (~column.duplicated(keep=False)).astype("boolean")
+    return unique.mask(column.isna())
 
 
 def _unique_labels(outcomes: list[ExpectationOutcome]) -> tuple[ExpectationOutcome, ...]:

@@ -16,7 +16,7 @@ from quality.commerce import (
     products_suite,
 )
 from quality.reference import ISO_4217_ACTIVE, SKU_PATTERN
-from quality.validation import LARGE_VALUE_SET, MAX_FAILING_KEYS, DatasetSuite, run_suite
+from quality.validation import LARGE_FRAME_ROWS, LARGE_VALUE_SET, MAX_FAILING_KEYS, DatasetSuite, run_suite
 
 NOT_NULL = "expect_column_values_to_not_be_null({})"
 UNIQUE = "expect_column_values_to_be_unique({})"
@@ -308,3 +308,25 @@ def test_narrow_integer_columns_validate_like_bigint_ones():
     result = run_suite(prices_suite, narrow)
     assert len(result.failed) == 2
     assert result.outcomes == run_suite(prices_suite, frame).outcomes
+
+
+@pytest.mark.parametrize("rows", [10, LARGE_FRAME_ROWS + 10], ids=["gx-check", "helper-column"])
+def test_uniqueness_is_the_same_on_small_and_large_frames(rows):
+    """GX's own uniqueness check, and the Arrow helper column used on large frames, flag the same rows."""
+    suite = DatasetSuite(
+        name="ids_suite",
+        table="core.ids",
+        key_columns=("id",),
+        columns=("id", "n"),
+        expectations=lambda _: [gxe.ExpectColumnValuesToBeUnique(column="id")],
+    )
+    frame = pd.DataFrame({"id": [f"id{i}" for i in range(rows)], "n": range(rows)})
+    frame.loc[3, "id"] = frame.loc[rows - 1, "id"]  # one value twice: both rows fail
+    frame.loc[5, "id"] = None  # nulls are skipped, as GX skips them
+    result = run_suite(suite, frame)
+    outcome = result.outcome(UNIQUE.format("id"))
+    assert not result.success
+    assert outcome.column == "id"
+    assert outcome.unexpected_count == 2
+    assert outcome.unexpected_percent == pytest.approx(100 * 2 / (rows - 1))
+    assert sorted(k["id"] for k in outcome.failing_keys) == [f"id{rows - 1}"] * 2
