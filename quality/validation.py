@@ -60,7 +60,7 @@ MAX_FAILING_KEYS = 20
 # row rules check every set that way: there is no Data Docs page to keep readable).
 LARGE_VALUE_SET = 1_000
 # Uniqueness in a frame of more rows than this is checked via a helper column computed with Arrow: GX's
-# check (pandas' `duplicated`) took 90 MB and 0.4 s for 705,000 inventory entry ids, Arrow a few MB.
+# check (pandas' `duplicated`) took 116 MB and 0.5 s for 705,000 inventory entry ids, Arrow a few MB.
 LARGE_FRAME_ROWS = 100_000
 _DATASOURCE_NAME = "hub_frames"
 _BATCH_DEFINITION_NAME = "whole_frame"
@@ -489,10 +489,8 @@ def run_suite(
             raise ValueError(f"suite {suite.name!r} has value sets too large to validate in the database")
         expectations, data_to_check, renamed = declared, data, {}
     else:
-        expectations, data_to_check, renamed = _precompute_large_sets(declared, _widened(data))
-        if len(data) > LARGE_FRAME_ROWS:
-            expectations, data_to_check, more = _precompute_uniqueness(expectations, data_to_check)
-            renamed.update(more)
+        uniqueness = len(data) > LARGE_FRAME_ROWS
+        expectations, data_to_check, renamed = _precompute(declared, _widened(data), uniqueness=uniqueness)
     result_format = {
         "result_format": "COMPLETE",
         "unexpected_index_column_names": list(suite.key_columns),
@@ -536,7 +534,7 @@ def validate_rows(
         return {}
     positioned = frame.assign(**{ROW_POSITION: range(len(frame))}).reset_index(drop=True)
     # Even ISO 4217's 180 codes cost GX about 60 ms per validation to re-serialise (the prices rules 113 -> 49 ms).
-    swapped, to_check, renamed = _precompute_large_sets(expectations, _widened(positioned), larger_than=0)
+    swapped, to_check, renamed = _precompute(expectations, _widened(positioned), sets_larger_than=0)
     result_format = {
         "result_format": "COMPLETE",
         "unexpected_index_column_names": [*suite.key_columns, ROW_POSITION],
@@ -601,27 +599,33 @@ def _widened(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(narrow) if narrow else frame
 
 
-def _precompute_large_sets(
-    expectations: list[Expectation], frame: pd.DataFrame, larger_than: int = LARGE_VALUE_SET
+def _precompute(
+    expectations: list[Expectation],
+    frame: pd.DataFrame,
+    sets_larger_than: int = LARGE_VALUE_SET,
+    uniqueness: bool = False,
 ) -> tuple[list[Expectation], pd.DataFrame, dict[str, str]]:
-    """Swap "value in a set of more than `larger_than` values" for a membership column computed once with pandas.
+    """Swap costly GX checks for boolean helper columns computed once with Arrow, which GX checks against {True}.
 
-    GX re-serialises every expectation's arguments hundreds of times per run, so a
-    175,000-value set costs ~12 s on 700,000 rows while the membership test itself takes
-    well under a second. The helper column is True/False (NA where the value is null, so
-    nulls are skipped as GX would), GX checks it against {True}, and the outcome keeps the
-    original label, counts and failing keys.
+    "Value in a set of more than `sets_larger_than` values": GX re-serialises every expectation's
+    arguments hundreds of times per run, so a 175,000-value set cost ~12 s on 700,000 rows, the
+    membership test well under a second. With `uniqueness`, "values are unique": GX's check (pandas'
+    `duplicated`) took 116 MB and 0.5 s for 705,000 ids. A helper is NA where the value is null, so
+    nulls are skipped as GX skips them; the outcome keeps the original label, counts and failing keys.
     """
     swapped: list[Expectation] = []
     helpers: dict[str, pd.Series] = {}
     renamed: dict[str, str] = {}
     for e in expectations:
-        if not (_is_large_set(e, larger_than) and e.column in frame.columns):
+        column = frame[e.column] if getattr(e, "column", None) in frame.columns else None
+        if column is not None and _is_large_set(e, sets_larger_than):
+            helper, values = f"__{e.column}_in_set_{len(helpers)}", _membership(column, e.value_set)
+        elif column is not None and uniqueness and isinstance(e, gxe.ExpectColumnValuesToBeUnique):
+            helper, values = f"__{e.column}_is_unique_{len(helpers)}", _uniqueness(column)
+        else:
             swapped.append(e)
             continue
-        column = frame[e.column]
-        helper = f"__{e.column}_in_set_{len(helpers)}"
-        helpers[helper] = _membership(column, e.value_set)
+        helpers[helper] = values
         stand_in = gxe.ExpectColumnValuesToBeInSet(column=helper, value_set=[True], mostly=e.mostly)
         renamed[_label_of(stand_in)] = _label_of(e)
         swapped.append(stand_in)
@@ -641,29 +645,6 @@ def _membership(column: pd.Series, values: Sequence[Any]) -> pd.Series:
     except (pa.ArrowException, TypeError, ValueError):
         member = column.isin(values).astype("boolean")
     return member.mask(column.isna())
-
-
-def _precompute_uniqueness(
-    expectations: list[Expectation], frame: pd.DataFrame
-) -> tuple[list[Expectation], pd.DataFrame, dict[str, str]]:
-    """Swap "values are unique" for a helper column computed once with Arrow, as `_precompute_large_sets` does.
-
-    The helper is False on every row whose value occurs more than once (GX flags them all), NA where the
-    value is null (GX skips nulls); the outcome keeps the original label, counts and failing keys.
-    """
-    swapped: list[Expectation] = []
-    helpers: dict[str, pd.Series] = {}
-    renamed: dict[str, str] = {}
-    for e in expectations:
-        if not (isinstance(e, gxe.ExpectColumnValuesToBeUnique) and e.column in frame.columns):
-            swapped.append(e)
-            continue
-        helper = f"__{e.column}_is_unique_{len(helpers)}"
-        helpers[helper] = _uniqueness(frame[e.column])
-        stand_in = gxe.ExpectColumnValuesToBeInSet(column=helper, value_set=[True], mostly=e.mostly)
-        renamed[_label_of(stand_in)] = _label_of(e)
-        swapped.append(stand_in)
-    return swapped, (frame.assign(**helpers) if helpers else frame), renamed
 
 
 def _uniqueness(column: pd.Series) -> pd.Series:
