@@ -25,7 +25,7 @@ from quality.paths import gx_dir, quality_dir
 from quality.validation import build_data_docs_index
 from resources.hub import HUB_POOL, Hub, HubResource
 
-RECENT_RUNS = 30  # runs in the charts and the sparklines
+RECENT_RUNS = 30  # runs in the charts and the sparklines (Data Docs keep as many per suite: quality/paths.py)
 RECENT_VALIDATIONS = 60  # rows in the "recent validations" table
 DATA_DOCS_INDEX = "gx/docs/index.html"  # relative to the quality dir
 VALIDATION_RUNS = "quality.validation_runs"
@@ -93,10 +93,13 @@ class QualitySummary:
 # --- reading the hub --------------------------------------------------------------------
 
 
-def read_summary(hub: Hub, now: datetime | None = None) -> QualitySummary:
-    """Everything the page shows, read from the hub; missing quality tables read as empty."""
+def read_summary(hub: Hub, now: datetime | None = None, pages_in: Path | None = None) -> QualitySummary:
+    """Everything the page shows, read from the hub; missing quality tables read as empty.
+
+    With `pages_in` (the folder the page links from), a Data Docs page no longer there is not linked.
+    """
     now = now or datetime.now(UTC)
-    validations = _read_validations(hub) if hub.table_exists(VALIDATION_RUNS) else []
+    validations = _read_validations(hub, pages_in) if hub.table_exists(VALIDATION_RUNS) else []
     runs = _read_runs(hub) if validations else []
     by_dataset: dict[str, list[Validation]] = {}
     for v in sorted(validations, key=lambda v: v.validated_at):
@@ -141,7 +144,7 @@ def _rank(row: DatasetStatus) -> int:
     return 2 if row.latest.success else 0
 
 
-def _read_validations(hub: Hub) -> list[Validation]:
+def _read_validations(hub: Hub, pages_in: Path | None) -> list[Validation]:
     """The last `RECENT_RUNS` validations of each dataset, one per (run, dataset)."""
     frame = hub.read_frame(
         f"""WITH per_run AS (
@@ -164,10 +167,18 @@ def _read_validations(hub: Hub) -> list[Validation]:
             validated_at=_utc(r.validated_at),
             expectations=int(r.expectations),
             passed=int(r.passed),
-            data_docs_path=None if pd.isna(r.data_docs_path) else str(r.data_docs_path),
+            data_docs_path=_kept_page(r.data_docs_path, pages_in),
         )
         for r in frame.itertuples(index=False)
     ]
+
+
+def _kept_page(path: object, pages_in: Path | None) -> str | None:
+    """The validation's Data Docs page, unless it is no longer under `pages_in` (Data Docs keep `QUALITY_DOCS_KEEP`
+    validations per suite)."""
+    if pd.isna(path) or (pages_in is not None and not (pages_in / str(path)).is_file()):
+        return None
+    return str(path)
 
 
 def _read_runs(hub: Hub) -> list[RunPoint]:
@@ -525,13 +536,14 @@ def _e(value: object) -> str:
 def write_report(hub: Hub, directory: Path | None = None) -> tuple[Path, QualitySummary]:
     """Build the page from the hub into `directory` (default: the quality dir); replaced whole, never half-written.
 
-    The Data Docs index is rebuilt first, so it lists every validation the page links to.
+    The Data Docs index is rebuilt first, so it lists every validation the page links to; it keeps each
+    suite's newest `QUALITY_DOCS_KEEP` validations, and one whose page is gone is shown without a link.
     """
     directory = directory or quality_dir()
     directory.mkdir(parents=True, exist_ok=True)
     if gx_dir().exists():
         build_data_docs_index()
-    summary = read_summary(hub)
+    summary = read_summary(hub, pages_in=directory)
     path = directory / "index.html"
     partial = directory / ".index.html.partial"
     partial.write_text(render_html(summary), encoding="utf-8")

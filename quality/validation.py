@@ -53,7 +53,7 @@ from great_expectations.render.renderer.site_builder import SiteBuilder
 
 from quality.config import QualityRules
 from quality.data_docs import make_offline
-from quality.paths import data_docs_dir, gx_dir, quality_dir
+from quality.paths import data_docs_dir, docs_keep, gx_dir, quality_dir
 
 MAX_FAILING_KEYS = 20
 # In-set expectations with more values than this are checked via a membership column in a suite (the
@@ -311,16 +311,23 @@ def _file_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_data_docs_index() -> Path:
-    """Rebuild the Data Docs index page (lists every stored validation) and the suite pages; returns its path.
+def build_data_docs_index(keep: int | None = None) -> Path:
+    """Prune, then rebuild the Data Docs index page (lists every stored validation) and the suite pages;
+    returns its path.
 
+    Each suite keeps its newest `keep` validations (default `QUALITY_DOCS_KEEP`), results and pages: the
+    index re-reads every stored validation, so without a bound it grows with every run, as the disk does.
     A validation's page is rendered once, by its check: here only pages still missing are rendered (a
     check that stopped between storing its result and rendering it), not every page again (about 20 ms
     each, seconds once history grows).
     """
+    keep = docs_keep() if keep is None else keep
     with _lock, _file_lock():
         project = _project()
         context, pages = project.context, project.site.target_store.store_backends[ValidationResultIdentifier]
+        pruned = _prune_validations(context.validation_results_store, pages, keep)
+        if pruned:
+            log.info("Data Docs: %d validation(s) beyond the newest %d of their suite pruned", pruned, keep)
         rendered = {ValidationResultIdentifier.from_tuple(key) for key in pages.list_keys()}
         unrendered = set(context.validation_results_store.list_keys()) - rendered
         suites = context.expectations_store.list_keys()
@@ -331,6 +338,31 @@ def build_data_docs_index() -> Path:
             project.site.build(build_index=True)
         make_offline(data_docs_dir())
     return data_docs_dir() / "index.html"
+
+
+def _prune_validations(results: Any, pages: Any, keep: int) -> int:
+    """Remove each suite's stored validations, and their pages, beyond its newest `keep`; returns how many."""
+    by_suite: dict[str, list[ValidationResultIdentifier]] = {}
+    for key in results.list_keys():
+        by_suite.setdefault(key.expectation_suite_identifier.name, []).append(key)
+    pruned = 0
+    for keys in by_suite.values():
+        keys.sort(key=lambda k: (k.run_id.run_time, k.run_id.run_name or ""), reverse=True)
+        for key in keys[keep:]:
+            results.remove_key(key)
+            pages.remove_key(key.to_tuple())
+            pruned += 1
+    if pruned:  # GX means to remove the folders it leaves empty, but its test of emptiness is always false
+        for backend in (results.store_backend, pages):
+            _remove_empty_folders(Path(backend.full_base_directory))
+    return pruned
+
+
+def _remove_empty_folders(root: Path) -> None:
+    """Remove every empty folder under `root` (not `root` itself), deepest first."""
+    for folder, _, _ in os.walk(root, topdown=False):
+        if folder != str(root) and not any(Path(folder).iterdir()):
+            Path(folder).rmdir()
 
 
 def _batch_definition(context: Any, asset_name: str) -> Any:

@@ -195,3 +195,31 @@ def test_a_project_removed_while_the_process_runs_is_created_again(tmp_path, mon
     result = run_suite(amounts_suite, amounts(1), run_name="run-b")
     assert (tmp_path / result.data_docs_path).is_file()
     assert (tmp_path / "gx" / "docs" / "index.html").is_file()
+
+
+def test_the_index_rebuild_keeps_the_newest_validations_of_each_suite(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path))
+    other_suite = replace(amounts_suite, name="other_amounts_suite")
+    pages = {name: tmp_path / run_suite(amounts_suite, amounts(1), run_name=name).data_docs_path for name in "abcd"}
+    other = tmp_path / run_suite(other_suite, amounts(1), run_name="e").data_docs_path
+    index = build_data_docs_index(keep=2).read_text()
+    assert [name for name, page in pages.items() if page.is_file()] == ["c", "d"]
+    assert other.is_file()  # each suite keeps its own newest
+    context = great_expectations.get_context(mode="file", project_root_dir=str(tmp_path))
+    stored = sorted(k.run_id.run_name for k in context.validation_results_store.list_keys())
+    assert stored == ["c", "d", "e"]
+    assert "run_name=b" not in index and "/b/" not in index and "/c/" in index
+    validations = tmp_path / "gx" / "uncommitted" / "validations" / "amounts_suite"
+    assert sorted(p.name for p in validations.iterdir()) == ["c", "d"]  # no empty folders left behind
+
+
+def test_data_docs_keep_what_quality_docs_keep_says(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUALITY_DIR", str(tmp_path))
+    first, last = (tmp_path / run_suite(amounts_suite, amounts(1), run_name=n).data_docs_path for n in ("a", "b"))
+    monkeypatch.setenv("QUALITY_DOCS_KEEP", "1")
+    build_data_docs_index()
+    assert not first.exists() and last.is_file()
+    for bad in ("0", "ten", "-3"):
+        monkeypatch.setenv("QUALITY_DOCS_KEEP", bad)
+        with pytest.raises(ValueError, match=f"QUALITY_DOCS_KEEP='{bad}': expected a whole number"):
+            build_data_docs_index()

@@ -123,6 +123,12 @@ COLUMNS = ["dataset", "status", "trend", "quarantined", "last load", "last valid
 
 def test_report_has_one_row_per_dataset_with_the_counts_of_the_hub(each_hub: HubResource, tmp_path: Path):
     fill_hub(each_hub)
+    pruned = (VALIDATIONS[0][0], VALIDATIONS[0][1])  # its Data Docs page is gone (QUALITY_DOCS_KEEP)
+    for run, dataset, *_ in VALIDATIONS:
+        if (run, dataset) != pruned:
+            page = tmp_path / "quality" / docs_path(run, dataset)
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text("<html></html>")
     path, summary = write_report(each_hub.backend, tmp_path / "quality")
     text = path.read_text()
     assert path == tmp_path / "quality" / "index.html"
@@ -149,9 +155,10 @@ def test_report_has_one_row_per_dataset_with_the_counts_of_the_hub(each_hub: Hub
     # Failing datasets come first.
     assert next(iter(rows)) == "supplier_offers_suite"
 
-    # Every validation links to its Data Docs page, and the header to the Data Docs index.
-    expected_links = {docs_path(run, dataset) for run, dataset, *_ in VALIDATIONS}
+    # Every validation links to its Data Docs page while it is there, and the header to the Data Docs index.
+    expected_links = {docs_path(run, dataset) for run, dataset, *_ in VALIDATIONS} - {docs_path(*pruned)}
     assert expected_links <= set(page.links)
+    assert docs_path(*pruned) not in page.links
     assert "gx/docs/index.html" in page.links
 
     # Charts: one point per run for the pass rate (run-a 4/4, run-b 4/5), one bar per run for quarantine.
