@@ -144,7 +144,7 @@ def _tick(
             context.log.info(
                 f"{new_event_count(load)} new commerce messages stored in batch {load.batch_id}, up to {position[0]}"
             )
-        pending = _pending(hub)
+        pending = pending_changes(hub)
     if pending is None:
         return dg.SkipReason(f"no new commerce messages after {after[0] if after else 'the beginning'}")
     upto, kinds = pending
@@ -154,7 +154,7 @@ def _tick(
     return apply_run_request(upto, kinds)
 
 
-def _pending(hub: HubResource) -> tuple[int, list[str]] | None:
+def pending_changes(hub: HubResource) -> tuple[int, list[str]] | None:
     """The newest load batch of stored commerce events and the kinds with events not applied yet (None
     when there are none; events of other kinds apply nothing).
 

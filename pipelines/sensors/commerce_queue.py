@@ -7,9 +7,11 @@ again and the dedup stores each once. Order does not matter: the apply run re-fe
 resource and orders its events by `sequenceNumber`. A message that is not a JSON message object is
 kept in `quality.quarantine` with the reason (committed before the ack too), never dropped.
 
-Each tick then asks for a `commerce_changes_job` run up to the newest stored batch, unless that run
-was already requested or a run of the job is still waiting to start (then a later tick asks).
-Use this sensor or `commerce_messages_sensor`, not both: they feed the same apply job.
+Each tick then asks for the run that applies the stored events not applied yet, up to the newest
+stored batch, as `commerce_messages_sensor` does: `commerce_changes_job`, or the job of the one kind of
+event pending (`commerce_product_changes_job`, `commerce_inventory_changes_job`); not when that run
+was already requested or a change run is still waiting to start (then a later tick asks).
+Use this sensor or `commerce_messages_sensor`, not both: they feed the same apply jobs.
 """
 
 import hashlib
@@ -26,10 +28,10 @@ from pipelines.change_events import (
     skip_when_hub_busy,
     waiting_run,
 )
-from pipelines.jobs import commerce_changes_job
-from pipelines.sensors.commerce_messages import apply_run_request, commerce_messages_to_events
+from pipelines.jobs import COMMERCE_CHANGES_JOBS
+from pipelines.sensors.commerce_messages import apply_run_request, commerce_messages_to_events, pending_changes
 from quality.quarantine import QUARANTINE, Quarantined, quarantine_rows
-from resources.hub import HubResource
+from resources.hub import HubResource, held_open
 from resources.queue import URL_SETTING, Batch, CommerceQueueResource, Delivery
 
 SOURCE = "commerce"
@@ -57,7 +59,7 @@ def _events(deliveries: list[Delivery]) -> tuple[list[ChangeEvent], list[Quarant
 
 
 @dg.sensor(
-    job=commerce_changes_job,
+    jobs=list(COMMERCE_CHANGES_JOBS),
     minimum_interval_seconds=30,
     description="Commerce change messages from the subscription queue into ops.change_events (ack after commit), "
     "then a run that applies them.",
@@ -74,16 +76,18 @@ def _tick(context: dg.SensorEvaluationContext, commerce_queue: CommerceQueueReso
     with commerce_queue.batch() as batch:
         if batch.deliveries:
             _store(context, hub, batch, commerce_queue.queue)
-    newest = hub.scalar("SELECT max(_batch_id) FROM ops.change_events WHERE source = ?", [SOURCE])
-    if newest is None:
-        return dg.SkipReason(f"no commerce events stored ({len(batch.deliveries)} message(s) read)")
-    # Also after a tick that stored events and crashed before asking for their run.
-    request = apply_run_request(int(newest))
+    with held_open(hub):  # one open of an embedded hub for the applied cursors and the newest batches
+        pending = pending_changes(hub)  # also after a tick that stored events and crashed before asking
+    read = f"{len(batch.deliveries)} message(s) read"
+    if pending is None:
+        return dg.SkipReason(f"{read}; no stored commerce events wait to be applied")
+    upto, kinds = pending
+    request = apply_run_request(upto, kinds)
     if _requested(context.instance, request.run_key):
-        return dg.SkipReason(f"{len(batch.deliveries)} message(s) read; events up to batch {newest} already requested")
-    waiting = waiting_run(context.instance, commerce_changes_job.name)
-    if waiting is not None:
-        return dg.SkipReason(f"run {waiting} has not started yet; events up to batch {newest} are asked for after it")
+        return dg.SkipReason(f"{read}; events up to batch {upto} already requested")
+    waiting = [run for job in COMMERCE_CHANGES_JOBS if (run := waiting_run(context.instance, job.name))]
+    if waiting:  # one writer on the hub: ask again once that run has started
+        return dg.SkipReason(f"run {waiting[0]} has not started yet; events up to batch {upto} are asked for after it")
     return request
 
 

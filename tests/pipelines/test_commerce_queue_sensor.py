@@ -11,7 +11,7 @@ import pytest
 
 from assets.commerce import INVENTORY_ENTRIES, PRODUCTS, commerce_assets
 from dagster_project.definitions import defs
-from pipelines.jobs import commerce_changes_job
+from pipelines.jobs import COMMERCE_CHANGES_JOBS, commerce_changes_job, commerce_product_changes_job
 from pipelines.sensors.commerce_messages import apply_run_request
 from pipelines.sensors.commerce_queue import commerce_queue_sensor
 from resources.hub import HubResource
@@ -128,6 +128,29 @@ def test_end_to_end_out_of_order_and_a_crash_before_the_ack(
         assert_hub_matches_simulator(hub, resources)
         deleted = hub.read_frame("SELECT inventory_entry_id FROM core.inventory_entries WHERE deleted_at IS NOT NULL")
         assert set(deleted["inventory_entry_id"]) == set(first["deleted_inventory"])
+        assert isinstance(tick(instance, hub, queue), dg.SkipReason)
+
+
+def test_product_messages_alone_run_the_product_changes_job(
+    simulator: Simulator, subscribed: AmqpQueue, hub: HubResource, tmp_path: Path
+):
+    resources = every_resource(simulator, hub, tmp_path)
+    queue = CommerceQueueResource(url=subscribed.url, queue=subscribed.name, idle_seconds=0.2)
+    local = dg.Definitions(assets=defs.assets, jobs=list(COMMERCE_CHANGES_JOBS), resources=resources)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(commerce_assets, resources=resources, instance=instance).success  # the full sync
+        simulator.admin("POST", "churn", products=4, seed=3)
+        request = tick(instance, hub, queue)
+        assert request.job_name == commerce_product_changes_job.name and request.run_key.endswith(":product")
+        tags = {**request.tags, "dagster/run_key": request.run_key}  # as the daemon launches it
+        result = local.resolve_job_def(request.job_name).execute_in_process(
+            instance=instance, run_config=request.run_config, tags=tags
+        )
+        assert result.success
+        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+        assert steps == {"raw__commerce_product_projections", "core_catalog", "serving__v1_product_experience"}
+        assert_hub_matches_simulator(hub, resources)
+        # Applied: the next tick asks for nothing, though the inventory cursor never moved.
         assert isinstance(tick(instance, hub, queue), dg.SkipReason)
 
 
