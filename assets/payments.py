@@ -22,7 +22,7 @@ from assets.landing import (
     materialization,
     raw_table,
 )
-from resources.hub import HUB_POOL, HubResource, TableSpec
+from resources.hub import HUB_POOL, HubResource, TableSpec, held_open
 from resources.payments import Page, StripeResource
 
 GROUP = "payments"
@@ -265,22 +265,35 @@ def _raw_asset(object_name: str, spec: TableSpec) -> dg.AssetsDefinition:
         payments: StripeResource,
         hub: HubResource,
     ) -> dg.MaterializeResult:
-        state = hub.sync_state(spec.name)
-        mode = config.mode
-        since = state.watermark - timedelta(seconds=config.lookback_seconds) if state and state.watermark else None
-        if mode == "incremental" and (since is None or since < datetime.now(UTC) - EVENT_RETENTION):
-            context.log.info(f"{spec.name}: no watermark within Stripe's 30-day event window; listing everything")
-            mode = "full"
-        if mode == "incremental" and since is not None:
-            context.log.info(f"{spec.name}: {object_name} created or changed since {since.isoformat()}")
-            pages = changed_pages(payments, object_name, since)
-        else:
-            pages = payments.list_pages(object_name)
-        load = land_pages(context, hub, spec, pages, source=f"payments/{object_name}", shape=STRIPE)
-        watermark = load.watermark.isoformat() if load.watermark else None
-        return materialization(hub, spec, load, mode=mode, watermark=watermark)
+        with held_open(hub):  # one open of an embedded hub for the whole step
+            return _landed(context, config, payments, hub, object_name, spec)
 
     return landing
+
+
+def _landed(
+    context: dg.AssetExecutionContext,
+    config: PaymentsExtractConfig,
+    payments: StripeResource,
+    hub: HubResource,
+    object_name: str,
+    spec: TableSpec,
+) -> dg.MaterializeResult:
+    """Land one object type's records as `config.mode` says, and report the raw table."""
+    state = hub.sync_state(spec.name)
+    mode = config.mode
+    since = state.watermark - timedelta(seconds=config.lookback_seconds) if state and state.watermark else None
+    if mode == "incremental" and (since is None or since < datetime.now(UTC) - EVENT_RETENTION):
+        context.log.info(f"{spec.name}: no watermark within Stripe's 30-day event window; listing everything")
+        mode = "full"
+    if mode == "incremental" and since is not None:
+        context.log.info(f"{spec.name}: {object_name} created or changed since {since.isoformat()}")
+        pages = changed_pages(payments, object_name, since)
+    else:
+        pages = payments.list_pages(object_name)
+    load = land_pages(context, hub, spec, pages, source=f"payments/{object_name}", shape=STRIPE)
+    watermark = load.watermark.isoformat() if load.watermark else None
+    return materialization(hub, spec, load, mode=mode, watermark=watermark)
 
 
 raw_payments_charges = _raw_asset("charges", RAW_CHARGES)

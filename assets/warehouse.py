@@ -26,7 +26,7 @@ from assets.landing import (
 from quality.quarantine import QUARANTINE, Quarantined, quarantine_rows
 from quality.reference import ISO_4217_ACTIVE
 from resources.http import ExternalSystemError
-from resources.hub import HUB_POOL, HubResource, Load, MergeResult, TableSpec
+from resources.hub import HUB_POOL, HubResource, Load, MergeResult, TableSpec, held_open
 from resources.warehouse import WarehouseResource
 
 GROUP = "warehouse"
@@ -512,16 +512,17 @@ def _raw_asset(endpoint: str, spec: TableSpec) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         hub: HubResource,
     ) -> dg.MaterializeResult:
-        state = hub.sync_state(spec.name)
-        since = None
-        if config.mode == "incremental" and state and state.watermark:
-            since = state.watermark - timedelta(seconds=config.lookback_seconds)
-            context.log.info(f"{spec.name}: records of {endpoint} updated since {since.isoformat()}")
-        load = land_pages(
-            context, hub, spec, warehouse.pages(endpoint, since), source=f"warehouse/{endpoint}", shape=WMS
-        )
-        watermark = load.watermark.isoformat() if load.watermark else None
-        return materialization(hub, spec, load, mode=config.mode, watermark=watermark)
+        with held_open(hub):  # one open of an embedded hub for the whole step
+            state = hub.sync_state(spec.name)
+            since = None
+            if config.mode == "incremental" and state and state.watermark:
+                since = state.watermark - timedelta(seconds=config.lookback_seconds)
+                context.log.info(f"{spec.name}: records of {endpoint} updated since {since.isoformat()}")
+            load = land_pages(
+                context, hub, spec, warehouse.pages(endpoint, since), source=f"warehouse/{endpoint}", shape=WMS
+            )
+            watermark = load.watermark.isoformat() if load.watermark else None
+            return materialization(hub, spec, load, mode=config.mode, watermark=watermark)
 
     return landing
 
@@ -537,28 +538,30 @@ def raw_warehouse_stock_movements(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, hub: HubResource
 ) -> dg.MaterializeResult:
     """Reads the feed after the cursor committed last time; the new cursor commits with the data."""
-    state = hub.sync_state(RAW_STOCK_MOVEMENTS.name)
-    feed = warehouse.movement_feed(state.cursor if state else None)
-    try:
-        load = land_pages(
-            context,
-            hub,
-            RAW_STOCK_MOVEMENTS,
-            feed,
-            source="warehouse/stock-movements",
-            shape=FEED,
-            cursor=lambda: feed.cursor,
-        )
-    except ExternalSystemError as exc:
-        if exc.code != "invalid_cursor":
-            raise
-        raise dg.Failure(
-            description=(
-                f"the WMS refused the stored feed cursor ({exc}). The feed was reset or belongs to another "
-                f"system: delete the ops.sync_state row '{RAW_STOCK_MOVEMENTS.name}' to read it again from the start."
+    with held_open(hub):  # one open of an embedded hub for the whole step
+        state = hub.sync_state(RAW_STOCK_MOVEMENTS.name)
+        feed = warehouse.movement_feed(state.cursor if state else None)
+        try:
+            load = land_pages(
+                context,
+                hub,
+                RAW_STOCK_MOVEMENTS,
+                feed,
+                source="warehouse/stock-movements",
+                shape=FEED,
+                cursor=lambda: feed.cursor,
             )
-        ) from None
-    return materialization(hub, RAW_STOCK_MOVEMENTS, load, cursor=feed.cursor)
+        except ExternalSystemError as exc:
+            if exc.code != "invalid_cursor":
+                raise
+            raise dg.Failure(
+                description=(
+                    f"the WMS refused the stored feed cursor ({exc}). The feed was reset or belongs to another "
+                    f"system: delete the ops.sync_state row '{RAW_STOCK_MOVEMENTS.name}' to read it again from "
+                    "the start."
+                )
+            ) from None
+        return materialization(hub, RAW_STOCK_MOVEMENTS, load, cursor=feed.cursor)
 
 
 @dg.asset(
