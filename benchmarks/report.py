@@ -28,11 +28,19 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None, str]
     ]
     for stage, figures in full["stages"].items():
         rows.append(("1 full sync (DuckDB)", f"{stage}: seconds", figures["seconds"], " s"))
+    rows += [
+        ("1 full sync (DuckDB)", "CPU seconds, every thread", full["cpu_seconds"], " s"),
+        ("1 full sync (DuckDB)", "cores busy (CPU / end to end)", full["cores_busy"], ""),
+    ]
     raw = s["raw_limit"]
     rows += [
         ("2 raw limit", "records/s (requests + orjson)", raw["records_per_s"], ""),
+        ("2 raw limit", "CPU seconds of the loop", raw["cpu_seconds"], " s"),
         ("2 raw limit", "full sync / raw limit", full["vs_raw_limit"], ""),
     ]
+    if "cpu_floor_vs_raw_limit" in full:
+        floor = "best full sync / raw limit its CPU work allows"
+        rows.append(("2 raw limit", floor, full["cpu_floor_vs_raw_limit"], ""))
     if "reason" in s["incremental"]:
         rows.append(("3 incremental", s["incremental"]["reason"], None, ""))
     else:

@@ -34,6 +34,16 @@ def summary(values: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
 
+def _cpu_floor(run: dict[str, Any], sim_before: float | None, sim_after: float | None, raw_s: float) -> dict:
+    """The shortest sync its CPU work allows here, the pipeline's and the simulator's spread over every core,
+    and the full sync / raw limit ratio that would give: no overlap of steps reaches a higher one."""
+    if sim_before is None or sim_after is None:
+        return {}
+    simulator_cpu = sim_after - sim_before
+    floor = (run["cpu_seconds"] + simulator_cpu) / (os.cpu_count() or 1)
+    return {"simulator_cpu_seconds": simulator_cpu, "cpu_floor_seconds": floor, "cpu_floor_vs_raw_limit": raw_s / floor}
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
 
@@ -113,14 +123,19 @@ class Bench:
         """Scenarios 1, 2 and the simulator's serving rate, run side by side: raw loop, then sync, per round."""
         runs, raw_runs, serving, hub = [], [], [], None
         for number in range(self.repeat):
-            cpu_before = sim.cpu_seconds()
+            cpu_before, client_before = sim.cpu_seconds(), time.process_time()
             seconds, records = fetch_everything(sim.url)
-            cpu_after = sim.cpu_seconds()
-            raw_runs.append({"seconds": seconds, "records": records, "records_per_s": records / seconds})
+            cpu_after, client_cpu = sim.cpu_seconds(), time.process_time() - client_before
+            raw_runs.append(
+                {"seconds": seconds, "records": records, "records_per_s": records / seconds, "cpu_seconds": client_cpu}
+            )
             if cpu_before is not None and cpu_after is not None and cpu_after > cpu_before:
                 serving.append(records / (cpu_after - cpu_before))
             hub = HubResource(url=f"duckdb:///{work / f'full_{number}.duckdb'}")
-            runs.append(run_commerce_sync(sim.url, hub).as_dict())
+            sim_before = sim.cpu_seconds()
+            run = run_commerce_sync(sim.url, hub).as_dict()
+            run.update(_cpu_floor(run, sim_before, sim.cpu_seconds(), seconds))
+            runs.append(run)
         for run, raw in zip(runs, raw_runs, strict=True):
             run["vs_raw_limit"] = run["records_per_s"] / raw["records_per_s"]
         full = {
@@ -128,6 +143,13 @@ class Bench:
             "seconds": summary([r["seconds"] for r in runs]),
             "records_per_s": summary([r["records_per_s"] for r in runs]),
             "vs_raw_limit": summary([r["vs_raw_limit"] for r in runs]),
+            "cpu_seconds": summary([r["cpu_seconds"] for r in runs]),
+            "cores_busy": summary([r["cpu_seconds"] / r["seconds"] for r in runs]),
+            **(
+                {"cpu_floor_vs_raw_limit": summary([r["cpu_floor_vs_raw_limit"] for r in runs])}
+                if all("cpu_floor_vs_raw_limit" in r for r in runs)
+                else {}
+            ),
             "stages": {
                 stage: {
                     "seconds": summary([r[stage] for r in runs]),
@@ -143,6 +165,7 @@ class Bench:
             "records": raw_runs[0]["records"],
             "seconds": summary([r["seconds"] for r in raw_runs]),
             "records_per_s": summary([r["records_per_s"] for r in raw_runs]),
+            "cpu_seconds": summary([r["cpu_seconds"] for r in raw_runs]),
         }
         if serving:
             pipeline = full["records_per_s"]["median"]

@@ -41,8 +41,14 @@ def test_a_tiny_run_reports_every_scenario_and_target(tmp_path: Path):
     full = results["scenarios"]["full_sync"]
     assert full["records"] > 300
     assert set(full["stages"]) == {"extract_and_load", "transform", "validate", "orchestration", "waiting_for_pages"}
-    for figures in (full["records_per_s"], full["vs_raw_limit"], results["scenarios"]["raw_limit"]["records_per_s"]):
+    raw = results["scenarios"]["raw_limit"]
+    for figures in (full["records_per_s"], full["vs_raw_limit"], full["cpu_seconds"], raw["records_per_s"]):
         assert set(figures) == {"median", "min", "max", "runs"}
+    # The CPU floor: pipeline and simulator CPU over every core is no longer than the sync itself took.
+    [run] = full["runs"]
+    assert 0 < run["cpu_floor_seconds"] <= run["seconds"] * 1.05
+    assert run["cpu_floor_vs_raw_limit"] >= run["vs_raw_limit"] * 0.95
+    assert "best full sync / raw limit its CPU work allows" in completed.stdout
     assert {"n", "10n", "10n_over_n"} <= set(results["scenarios"]["incremental"])
     assert {"n", "10n", "10n_over_n"} <= set(results["scenarios"]["peak_rss"])
     assert results["scenarios"]["cdc_latency"]["changes"] == 10
