@@ -23,7 +23,7 @@ import pandas as pd
 
 from quality.paths import gx_dir, quality_dir
 from quality.validation import build_data_docs_index
-from resources.hub import HUB_POOL, Hub, HubResource
+from resources.hub import HUB_POOL, Hub, HubError, HubResource
 
 RECENT_RUNS = 30  # runs in the charts and the sparklines (Data Docs keep as many per suite: quality/paths.py)
 RECENT_VALIDATIONS = 60  # rows in the "recent validations" table
@@ -573,9 +573,16 @@ def quality_report(context: dg.AssetExecutionContext, hub: HubResource) -> dg.Ma
 
 
 def main() -> int:
-    """`python -m quality.report`: rebuild the report from the hub in HUB_URL and print where it is."""
+    """`python -m quality.report`: rebuild the report from the hub in HUB_URL and print where it is.
+
+    A setting it cannot use (HUB_URL, QUALITY_DOCS_KEEP) is one line on stderr and exit status 2.
+    """
     url = os.environ.get("HUB_URL") or HubResource().url
-    path, summary = write_report(HubResource(url=url).backend)
+    try:
+        path, summary = write_report(HubResource(url=url).backend)
+    except (HubError, ValueError) as exc:
+        print(f"quality report not rebuilt: {exc}", file=sys.stderr)
+        return 2
     print(f"Data-quality report ({len(summary.datasets)} datasets): {path.resolve()}")
     return 0
 

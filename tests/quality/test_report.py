@@ -261,3 +261,18 @@ def test_sensors_request_one_report_per_finished_run_that_checked_something(hub:
         assert isinstance(evaluate(after_success, run("unchecked_job")), dg.SkipReason)
         assert isinstance(evaluate(after_success, run("quality_report_job")), dg.SkipReason)
     assert after_success.job_name == after_failure.job_name == quality_report_job.name
+
+
+def test_cli_names_a_setting_it_cannot_use_in_one_line(hub: HubResource, hub_path: Path, tmp_path: Path):
+    fill_hub(hub)
+    (tmp_path / "q" / "gx").mkdir(parents=True)  # a GX project, so its Data Docs are pruned and rebuilt
+    env = {**os.environ, "HUB_URL": f"duckdb:///{hub_path}", "QUALITY_DIR": str(tmp_path / "q")}
+    env["QUALITY_DOCS_KEEP"] = "0"
+    command = [sys.executable, "-m", "quality.report"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line == (
+        "quality report not rebuilt: "
+        "QUALITY_DOCS_KEEP='0': expected a whole number of validations per suite, at least 1"
+    )
