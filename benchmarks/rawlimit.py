@@ -1,7 +1,16 @@
-"""The raw limit: the same pages as the sync, fetched and parsed by a bare requests + orjson loop."""
+"""The raw limit: the same pages as the sync, fetched and parsed by a bare requests + orjson loop.
+
+`python -m benchmarks.rawlimit SIMULATOR_URL` runs the loop in a process of its own and prints one
+JSON line: its seconds, records and CPU seconds. A process of its own, because in the harness's
+process the loop paid for Python's garbage collector walking every object that Dagster, pandas and
+Great Expectations had built (some 370,000) each time a page's objects aged: 12 s against 7 s for
+the same loop with the collector off, in the same process (docs/performance.md, twelfth session).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 
 import orjson
@@ -41,3 +50,13 @@ def fetch_everything(simulator_url: str) -> tuple[float, int]:
                 break
             last_id = page[-1]["id"]
     return time.perf_counter() - started, records
+
+
+def main(simulator_url: str) -> None:
+    cpu_started = time.process_time()
+    seconds, records = fetch_everything(simulator_url)
+    print(json.dumps({"seconds": seconds, "records": records, "cpu_seconds": time.process_time() - cpu_started}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

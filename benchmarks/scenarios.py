@@ -19,7 +19,6 @@ import psycopg
 
 from assets.commerce import INVENTORY_ENTRIES
 from benchmarks import postgres
-from benchmarks.rawlimit import fetch_everything
 from benchmarks.simulator import ROOT, SimulatorProcess
 from benchmarks.sync import run_commerce_sync
 from resources.hub import HubResource
@@ -42,6 +41,16 @@ def _cpu_floor(run: dict[str, Any], sim_before: float | None, sim_after: float |
     simulator_cpu = sim_after - sim_before
     floor = (run["cpu_seconds"] + simulator_cpu) / (os.cpu_count() or 1)
     return {"simulator_cpu_seconds": simulator_cpu, "cpu_floor_seconds": floor, "cpu_floor_vs_raw_limit": raw_s / floor}
+
+
+def child_json(module: str, *args: str, what: str) -> dict[str, Any]:
+    """`python -m module args` in a process of its own, and the JSON line it prints last."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{what} failed: {completed.stderr.strip()[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -123,12 +132,10 @@ class Bench:
         """Scenarios 1, 2 and the simulator's serving rate, run side by side: raw loop, then sync, per round."""
         runs, raw_runs, serving, hub = [], [], [], None
         for number in range(self.repeat):
-            cpu_before, client_before = sim.cpu_seconds(), time.process_time()
-            seconds, records = fetch_everything(sim.url)
-            cpu_after, client_cpu = sim.cpu_seconds(), time.process_time() - client_before
-            raw_runs.append(
-                {"seconds": seconds, "records": records, "records_per_s": records / seconds, "cpu_seconds": client_cpu}
-            )
+            cpu_before = sim.cpu_seconds()
+            raw_run = child_json("benchmarks.rawlimit", sim.url, what="the raw-limit loop")
+            cpu_after, seconds, records = sim.cpu_seconds(), raw_run["seconds"], raw_run["records"]
+            raw_runs.append({**raw_run, "records_per_s": records / seconds})
             if cpu_before is not None and cpu_after is not None and cpu_after > cpu_before:
                 serving.append(records / (cpu_after - cpu_before))
             hub = HubResource(url=f"duckdb:///{work / f'full_{number}.duckdb'}")
@@ -161,7 +168,7 @@ class Bench:
             "runs": runs,
         }
         raw = {
-            "what": "bare requests + orjson, one connection, the same keyset-paged requests, nothing else",
+            "what": "bare requests + orjson in a process of its own, one connection, the same keyset-paged requests",
             "records": raw_runs[0]["records"],
             "seconds": summary([r["seconds"] for r in raw_runs]),
             "records_per_s": summary([r["records_per_s"] for r in raw_runs]),
@@ -247,16 +254,7 @@ class Bench:
         return incremental, rss
 
     def peak_rss(self, sim: SimulatorProcess, hub_file: Path) -> dict[str, Any]:
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.rss", sim.url, str(hub_file)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"the peak-memory run failed: {completed.stderr.strip()[-2000:]}")
-        return json.loads(completed.stdout.strip().splitlines()[-1])
+        return child_json("benchmarks.rss", sim.url, str(hub_file), what="the peak-memory run")
 
     def incremental(self, sim: SimulatorProcess, hub: HubResource) -> dict[str, Any]:
         """`repeat` incremental syncs (raw and core, no checks), each after 100 products changed."""

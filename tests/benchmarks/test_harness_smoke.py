@@ -42,6 +42,7 @@ def test_a_tiny_run_reports_every_scenario_and_target(tmp_path: Path):
     assert full["records"] > 300
     assert set(full["stages"]) == {"extract_and_load", "transform", "validate", "orchestration", "waiting_for_pages"}
     raw = results["scenarios"]["raw_limit"]
+    assert raw["records"] == full["records"]  # the loop, in its own process, fetched the sync's pages
     for figures in (full["records_per_s"], full["vs_raw_limit"], full["cpu_seconds"], raw["records_per_s"]):
         assert set(figures) == {"median", "min", "max", "runs"}
     # The CPU floor: pipeline and simulator CPU over every core is no longer than the sync itself took.
