@@ -297,11 +297,28 @@ def _median(scenario: dict[str, Any], *path: str) -> float | None:
     return value["median"] if isinstance(value, dict) else value
 
 
+RAW_LIMIT_GOAL = 0.70
+
+
+def _cpu_capped(floor_ratio: float | None) -> str:
+    """Why no overlap of steps can meet the raw-limit goal here, when the sync's CPU work rules it out."""
+    if floor_ratio is None or floor_ratio >= RAW_LIMIT_GOAL:
+        return ""
+    return f"its CPU work allows at most {floor_ratio:.2f} on this machine"
+
+
 def targets(s: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target of issue 9, measured or not (`met` is None when its scenario could not run)."""
     cdc = s["cdc_latency"]
     return [
-        _target("full sync vs raw limit", _median(s["full_sync"], "vs_raw_limit"), ">=", 0.70, "ratio"),
+        _target(
+            "full sync vs raw limit",
+            _median(s["full_sync"], "vs_raw_limit"),
+            ">=",
+            RAW_LIMIT_GOAL,
+            "ratio",
+            _cpu_capped(_median(s["full_sync"], "cpu_floor_vs_raw_limit")),
+        ),
         _target("full sync records/s (DuckDB)", _median(s["full_sync"], "records_per_s"), ">=", 40_000, "records/s"),
         _target(
             "incremental 10N / N",
